@@ -1,0 +1,95 @@
+"""Scenario files in, validated :class:`Scenario` out, or every problem with its file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from scenarios.budgets import Budgets
+from scenarios.checks import check_scenario
+from scenarios.model import Scenario
+from scenarios.yaml_source import (
+    InputError, Located, Problem, locate, parse_located, read_located, read_with_extends,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+# Share maps: merging a scenario's mix into its base's would make shares that do not add up.
+_REPLACED_WHOLE = frozenset({("links", "mix"), ("traffic", "journeys")})
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        expected = error.get("ctx", {}).get("expected_tags", "")
+        return f"unknown action {error['input'].get('action')!r} (one of: {expected})"
+    message = error["msg"]
+    return message.removeprefix("Value error, ")
+
+
+def _problems(located: Located, errors: list[tuple[tuple[Any, ...], str]]) -> list[Problem]:
+    problems = []
+    for loc, message in errors:
+        position, field = locate(located, loc)
+        problems.append(Problem(position.file, position.line, field, message))
+    return sorted(problems, key=lambda p: (p.file, p.line, p.field))
+
+
+def _validate(model: type[M], located: Located, root: tuple[str, ...] = ()) -> M:
+    data = located.data
+    for key in root:
+        data = data.get(key) if isinstance(data, dict) else None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [(root + tuple(e["loc"]), _message(e)) for e in exc.errors()]
+        raise InputError(_problems(located, errors)) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, merge (``extends``), validate and cross-check one scenario file.
+
+    Raises :class:`InputError` listing every problem as ``file:line: field.path: message``.
+    """
+    return _checked(read_with_extends(Path(path), _REPLACED_WHOLE))
+
+
+def load_budgets(path: str | Path, scenario: Scenario) -> Budgets:
+    """Read a budget file (a YAML mapping with a ``budgets:`` key) and check it against ``scenario``."""
+    located = read_located(Path(path))
+    if not isinstance(located.data, dict) or "budgets" not in located.data:
+        raise InputError([Problem(str(path), 1, "budgets", "a budget file has a 'budgets:' mapping")])
+    unknown = [k for k in located.data if k != "budgets"]
+    if unknown:
+        raise InputError(_problems(located, [((k,), "unknown key") for k in unknown]))
+    budgets = _validate(Budgets, located, ("budgets",))
+    found = [loc for loc in check_scenario(scenario.model_copy(update={"budgets": budgets}))
+             if loc[0][0] == "budgets"]
+    if found:
+        raise InputError(_problems(located, found))
+    return budgets
+
+
+def dump_scenario(scenario: Scenario) -> str:
+    """The fully resolved scenario as YAML (defaults filled in); it loads back to an equal model."""
+    return yaml.safe_dump(scenario.to_yaml_data(), sort_keys=False, allow_unicode=True, width=100)
+
+
+def scenario_from_text(text: str, name: str = "<scenario>") -> Scenario:
+    """Validate a scenario given as YAML text (the resolved copy kept in a run directory)."""
+    return _checked(parse_located(text, name))
+
+
+def _checked(located: Located) -> Scenario:
+    scenario = _validate(Scenario, located)
+    found = check_scenario(scenario)
+    if found:
+        raise InputError(_problems(located, found))
+    return scenario
