@@ -9,7 +9,8 @@ An expression is ``METRIC OP VALUE[UNIT]``:
 A budget item has a ``pass`` expression and an optional looser ``warn`` one (Keptn style: pass if
 ``pass`` holds, warn if only ``warn`` holds, fail otherwise), and at most one scope: a ``window``
 of match time, a ``phase`` of the wave, or ``during`` a chaos action (its id or its type); and
-optionally a ``link`` profile filter (only requests made over that mobile link).
+optionally a ``link`` filter: only the users assigned that profile in ``links.mix`` (whatever a
+``link_degradation`` does to their link meanwhile).
 """
 
 from __future__ import annotations
@@ -91,6 +92,10 @@ def parse_threshold(text: str) -> Threshold:
     return Threshold(metric=metric, op=m["op"], limit=value, text=text.strip(), quantile=quantile)
 
 
+def _rescaled(threshold: Threshold, compress: float) -> str:
+    return f"{threshold.metric}{threshold.op}{threshold.limit / compress:g}s"
+
+
 class Window(Strict):
     """A span of match time ``[start, end)``; written ``[start, end]`` in YAML."""
 
@@ -160,6 +165,15 @@ class BudgetItem(Strict):
         elif self.after is not None or self.of is not None:
             raise ValueError("'after' and 'of' only apply to recovery_time")
         return self
+
+    def scaled_update(self, *, compress: float, load: float) -> dict[str, Any]:
+        """Under time compression a recovery-time budget shrinks with the match timeline."""
+        if self.threshold.metric != "recovery_time":
+            return {}
+        update = {"pass_": _rescaled(self.threshold, compress)}
+        if self.warn_threshold is not None:
+            update["warn"] = _rescaled(self.warn_threshold, compress)
+        return update
 
     @property
     def threshold(self) -> Threshold:

@@ -114,8 +114,11 @@ def _autoscaling(s: Scenario) -> Found:
         if name not in s.topology.services:
             yield ("autoscaling", name), _unknown("service", name, s.topology.services)
         for i, entry in enumerate(rule.schedule):
-            if entry.max is not None and entry.min > entry.max:
-                yield ("autoscaling", name, "schedule", i, "min"), "is above max"
+            ceiling = entry.max if entry.max is not None else rule.max
+            if entry.min > ceiling:
+                yield ("autoscaling", name, "schedule", i, "min"), f"is above max ({ceiling})"
+            if entry.at >= s.duration:
+                yield ("autoscaling", name, "schedule", i, "at"), "is after the end of the day"
 
 
 def _chaos(s: Scenario) -> Found:
@@ -127,6 +130,11 @@ def _chaos(s: Scenario) -> Found:
             yield loc + ("id",), f"id '{a.id}' is used more than once"
         if a.at >= s.duration:
             yield loc + ("at",), f"is at or after the end of the day ({s.duration:g})"
+        elif a.end > s.duration:
+            yield loc + ("duration",), (
+                f"ends at {a.end:g}, after the end of the day ({s.duration:g})")
+        if a.action == "link_degradation" and a.link not in s.links.mix:
+            yield loc + ("link",), f"no user is on '{a.link}' (it is not in links.mix)"
         refs = {
             "zone": (t.zones(), "zone"), "link": (s.links.profiles, "link profile"),
             "profile": (s.links.profiles, "link profile"), "cache": (t.caches, "cache"),
@@ -159,16 +167,21 @@ def _budgets(s: Scenario) -> Found:
                 ref = getattr(item, field)
                 if ref is not None and ref not in chaos_refs:
                     yield loc + (field,), _unknown("chaos action", ref, sorted(chaos_refs))
-            if item.link is not None and item.link not in s.links.profiles:
-                yield loc + ("link",), _unknown("link profile", item.link, s.links.profiles)
-            if item.window is not None and item.window.start >= s.duration:
-                yield loc + ("window",), "starts after the end of the day"
+            if item.link is not None and item.link not in s.links.mix:
+                yield loc + ("link",), _unknown("link in links.mix", item.link, s.links.mix)
+            if item.window is not None and item.window.end > s.duration:
+                yield loc + ("window",), f"ends after the end of the day ({s.duration:g})"
             if item.threshold.metric == "recovery_time" and item.of is None:
                 if not any(o.threshold.metric == "p" and o.threshold.quantile == 99
                            and o.scope_text == "whole run" for o in items):
                     yield loc + ("pass",), (
                         "recovery_time needs a whole-run p(99) budget on this step, or 'of'")
     if s.budgets.dr is not None:
+        if s.budgets.dr.rto_s is not None and not any(
+                a.action in ("db_failover", "region_failover", "zone_outage") for a in s.chaos):
+            yield ("budgets", "dr", "rto_s"), (
+                "an RTO is timed from a db_failover, region_failover or zone_outage; the chaos "
+                "schedule has none")
         for i, step in enumerate(s.budgets.dr.write_steps):
             if step not in s.topology.steps:
                 yield ("budgets", "dr", "write_steps", i), _unknown("step", step, s.topology.steps)

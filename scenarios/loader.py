@@ -61,8 +61,12 @@ def load_scenario(path: str | Path) -> Scenario:
     return _checked(read_with_extends(Path(path), _REPLACED_WHOLE))
 
 
-def load_budgets(path: str | Path, scenario: Scenario) -> Budgets:
-    """Read a budget file (a YAML mapping with a ``budgets:`` key) and check it against ``scenario``."""
+def load_budgets(path: str | Path, scenario: Scenario | None) -> Budgets:
+    """Read a budget file (a YAML mapping with a ``budgets:`` key).
+
+    With a scenario, step names and scopes are checked against it; without one (a plain Locust
+    run), any step name is accepted but phase, chaos and link scopes cannot be resolved.
+    """
     located = read_located(Path(path))
     if not isinstance(located.data, dict) or "budgets" not in located.data:
         raise InputError([Problem(str(path), 1, "budgets", "a budget file has a 'budgets:' mapping")])
@@ -70,8 +74,17 @@ def load_budgets(path: str | Path, scenario: Scenario) -> Budgets:
     if unknown:
         raise InputError(_problems(located, [((k,), "unknown key") for k in unknown]))
     budgets = _validate(Budgets, located, ("budgets",))
-    found = [loc for loc in check_scenario(scenario.model_copy(update={"budgets": budgets}))
-             if loc[0][0] == "budgets"]
+    if scenario is None:
+        found = [
+            (("budgets", step, i, field), f"'{field}' needs a scenario to resolve; pass --scenario")
+            for step, items in budgets.steps.items() for i, item in enumerate(items)
+            for field in ("phase", "during", "after") if getattr(item, field) is not None
+        ]
+        if budgets.dr is not None:
+            found.append((("budgets", "dr"), "DR budgets need a run directory"))
+    else:
+        found = [f for f in check_scenario(scenario.model_copy(update={"budgets": budgets}))
+                 if f[0][0] == "budgets"]
     if found:
         raise InputError(_problems(located, found))
     return budgets

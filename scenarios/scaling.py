@@ -12,6 +12,11 @@ Rules (stated once, here):
 - ``LOAD``: a user or request count (peak users, bot-flood rate) is multiplied by ``load``.
 - ``CAPACITY``: an instance count is multiplied by ``load``, rounded up, and kept at least 1, so a
   scaled-down day keeps the utilisation of the full-size one.
+
+Physical durations are not compressed: a pod still takes seconds to start, a database still takes
+``failover_s`` to promote its standby, a cache entry still lives ``ttl_s``, so an RTO budget
+(``dr.rto_s``) keeps its value too. A model whose values are not plain numbers (a budget
+expression such as ``recovery_time<120s``) scales them in a ``scaled_update`` method.
 """
 
 from __future__ import annotations
@@ -85,7 +90,12 @@ def scale_model(model: BaseModel, *, compress: float = 1.0, load: float = 1.0) -
     if compress <= 0 or load <= 0:
         raise ValueError("compress and load must be positive")
     update: dict[str, Any] = {}
+    custom = getattr(model, "scaled_update", None)
+    if custom is not None:
+        update.update(custom(compress=compress, load=load))
     for name, info in type(model).model_fields.items():
+        if name in update:
+            continue
         current = getattr(model, name)
         scale = _scale_of(info.annotation, list(info.metadata))
         update[name] = (

@@ -47,7 +47,11 @@ class Spike(Strict):
 
 
 class Traffic(Strict):
-    """Who comes, when, and what they do: the wave, its spikes and the journey mix."""
+    """Who comes, when, and what they do: the wave, its spikes and the journey mix.
+
+    ``peak_users`` is the top of the wave *before* spikes: a goal with ``factor: 1.5`` at the
+    peak means 1.5 × ``peak_users`` connected users.
+    """
 
     peak_users: LoadCount
     wave: list[WavePoint] = Field(min_length=1)

@@ -60,14 +60,19 @@ class Located:
 def _construct(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, file: str,
                positions: dict[Loc, Position], problems: list[Problem]) -> Any:
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *anchor)
+        written = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+        loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *anchor), merged ones first
         out: dict[Any, Any] = {}
+        explicit: set[Any] = set()
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
-            if key in out:
+            # A key written twice is a mistake; a written key overriding a merged one is not.
+            if key in explicit and id(key_node) in written:
                 problems.append(Problem(file, line, _dotted(loc + (key,)),
                                         "duplicate key (YAML keeps only the last one)"))
+            if id(key_node) in written:
+                explicit.add(key)
             positions[loc + (key,)] = Position(file, line)
             out[key] = _construct(loader, value_node, loc + (key,), file, positions, problems)
         return out
@@ -183,6 +188,7 @@ def locate(located: Located, loc: Loc) -> tuple[Position, str]:
             node, path = node[part], path + (part,)
             found = located.positions.get(path, found)
             shown.append(part)
-        elif i == len(loc) - 1:
+        elif i == len(loc) - 1 and not (isinstance(node, dict) and node.get("action") == part):
+            # A missing or unknown key is named; a union tag (the chaos action type) is not.
             shown.append(part)
     return found, _dotted(tuple(shown))

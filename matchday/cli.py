@@ -1,0 +1,142 @@
+"""The ``matchday`` command line. Exit codes: 0 ok, 1 a budget failed, 2 bad input or usage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+
+from reports.gate import gate_locust, gate_run
+from reports.locust_csv import LocustCsvError
+from reports.rundir import RunDirError
+from reports.table import render_table
+from reports.verdict import Verdict
+from scenarios import InputError, Scenario, catalogue, dump_scenario, find_scenario, load_scenario
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="matchday: match-day load tests and chaos simulations for betting backends.",
+)
+
+BAD_INPUT = 2
+
+
+def _fail_input(message: str) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(BAD_INPUT)
+
+
+def _load(name_or_path: str) -> Scenario:
+    try:
+        return load_scenario(find_scenario(name_or_path))
+    except FileNotFoundError as exc:
+        _fail_input(str(exc))
+    except InputError as exc:
+        _fail_input(str(exc))
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="scenario files", show_default=False)],
+) -> None:
+    """Check scenario files; print every problem as file:line: field: message (exit 2 if any)."""
+    bad = 0
+    for path in paths:
+        try:
+            scenario = load_scenario(path)
+        except InputError as exc:
+            bad += 1
+            typer.echo(str(exc), err=True)
+            continue
+        typer.echo(f"{path}: ok ({scenario.name}, {scenario.duration:g} s, "
+                   f"peak {scenario.traffic.peak_users:,.0f} users, "
+                   f"{len(scenario.chaos)} chaos actions, "
+                   f"{sum(len(v) for v in scenario.budgets.steps.values())} budgets)")
+    if bad:
+        typer.echo(f"{bad} of {len(paths)} scenario files are invalid", err=True)
+        raise typer.Exit(BAD_INPUT)
+
+
+@app.command("scenarios")
+def list_scenarios() -> None:
+    """List the scenario catalogue."""
+    for name, path in catalogue().items():
+        try:
+            description = load_scenario(path).description
+        except InputError:
+            description = "(invalid: run matchday validate)"
+        typer.echo(f"{name:<24} {description}")
+
+
+@app.command()
+def show(
+    scenario: Annotated[str, typer.Argument(help="catalogue name or scenario file")],
+    compress: Annotated[float, typer.Option(min=1e-9, help="time compression")] = 1.0,
+    load_scale: Annotated[float, typer.Option(min=1e-9, help="load scale")] = 1.0,
+    as_yaml: Annotated[bool, typer.Option("--yaml", help="print the resolved YAML")] = False,
+) -> None:
+    """Describe a scenario: its wave, phases, chaos schedule and budgets (optionally scaled)."""
+    s = _load(scenario).scaled(compress=compress, load=load_scale)
+    if as_yaml:
+        typer.echo(dump_scenario(s), nl=False)
+        return
+    typer.echo(f"{s.name}: {s.description}")
+    typer.echo(f"duration {s.duration:g} s, peak {s.traffic.peak_users:,.0f} users, "
+               f"zones {', '.join(s.topology.zones('active'))}")
+    typer.echo("\nwave (users):")
+    for t in np.linspace(0, s.duration, 13):
+        users = s.users_at(t)
+        typer.echo(f"  t={t:>8.0f}s  {users:>10,.0f}  {'#' * int(40 * users / max(1.0, s.traffic.peak_users))}")
+    for name, spans in s.phase_windows().items():
+        typer.echo(f"phase {name}: " + ", ".join(f"{a:g}-{b:g}s" for a, b in spans))
+    for a in s.chaos:
+        typer.echo(f"chaos {a.ref}: {a.action} at {a.at:g}s for {a.duration:g}s")
+    for step, items in s.budgets.steps.items():
+        for item in items:
+            typer.echo(f"budget {step}: {item.pass_}"
+                       + (f" (warn {item.warn})" if item.warn else "") + f" [{item.scope_text}]")
+
+
+def _report(verdict: Verdict, summary: Optional[Path]) -> None:
+    typer.echo(render_table(verdict))
+    if summary is not None:
+        summary.write_text(json.dumps(verdict.to_summary(), indent=2) + "\n", encoding="utf-8")
+    raise typer.Exit(verdict.exit_code)
+
+
+@app.command()
+def gate(
+    run_dir: Annotated[Optional[Path], typer.Argument(help="run directory")] = None,
+    budgets: Annotated[Optional[Path], typer.Option(help="budget file replacing the scenario's")]
+    = None,
+    locust_csv: Annotated[Optional[str], typer.Option(
+        help="gate a plain Locust run: the PREFIX given to locust --csv (with --csv-full-history)")]
+    = None,
+    scenario: Annotated[Optional[str], typer.Option(
+        help="with --locust-csv: scenario whose phases and chaos scope the budgets")] = None,
+    summary: Annotated[Optional[Path], typer.Option(help="also write the verdict as JSON")] = None,
+) -> None:
+    """Judge a run by its budgets: exit 0 all pass (warnings allowed), 1 a budget failed, 2 bad input."""
+    if (run_dir is None) == (locust_csv is None):
+        _fail_input("give a RUN_DIR or --locust-csv PREFIX (one of them)")
+    try:
+        if locust_csv is not None:
+            if budgets is None:
+                _fail_input("--locust-csv needs --budgets FILE (Locust output has no scenario)")
+            context = _load(scenario) if scenario is not None else None
+            verdict = gate_locust(locust_csv, budgets, context)  # type: ignore[arg-type]
+        else:
+            verdict = gate_run(run_dir, budgets)  # type: ignore[arg-type]
+    except (InputError, RunDirError, LocustCsvError) as exc:
+        _fail_input(str(exc))
+    _report(verdict, summary)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="matchday")
