@@ -102,6 +102,41 @@ def show(
                        + (f" (warn {item.warn})" if item.warn else "") + f" [{item.scope_text}]")
 
 
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Argument(help="catalogue name or scenario file")],
+    fidelity: Annotated[str, typer.Option(
+        help="request: every request simulated; flow: per-second queues; auto: by size")]
+    = "auto",
+    seed: Annotated[Optional[int], typer.Option(help="random seed (default: the scenario's)")]
+    = None,
+    out: Annotated[Optional[Path], typer.Option(help="run directory (default: runs/<id>)")]
+    = None,
+    compress: Annotated[float, typer.Option(min=1e-9, help="time compression")] = 1.0,
+    load_scale: Annotated[float, typer.Option(min=1e-9, help="load scale")] = 1.0,
+) -> None:
+    """Simulate a match day and judge it: exit 0 all budgets pass (warnings allowed), 1 one failed."""
+    from simulator.run import simulate as run_simulation
+
+    if fidelity not in ("request", "flow", "auto"):
+        _fail_input(f"--fidelity must be request, flow or auto, not {fidelity!r}")
+    s = _load(scenario)
+    last = [-1]
+
+    def progress(now: float, duration: float) -> None:
+        percent = int(100 * now / duration)
+        if percent // 10 != last[0] // 10:
+            typer.echo(f"  simulated {now:,.0f} / {duration:,.0f} s ({percent}%)", err=True)
+        last[0] = percent
+
+    result = run_simulation(s, fidelity=fidelity, seed=seed, compress=compress,
+                            load_scale=load_scale, out=out, progress=progress)
+    typer.echo(f"fidelity: {result.fidelity} ({result.reason})")
+    typer.echo(render_table(result.verdict))
+    typer.echo(f"run directory: {result.path}  ({result.wall_s:.1f} s wall)")
+    raise typer.Exit(result.verdict.exit_code)
+
+
 def _report(verdict: Verdict, summary: Optional[Path]) -> None:
     typer.echo(render_table(verdict))
     if summary is not None:

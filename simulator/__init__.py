@@ -1,0 +1,1 @@
+"""The matchday capacity model: SimPy control plane and fast data-plane kernels."""

@@ -1,0 +1,378 @@
+"""The simulated infrastructure and its control plane, shared by both fidelities.
+
+``World`` holds what exists — zones, service instances and their lifecycle, caches, databases —
+and runs, as SimPy processes, everything that changes it: instance start-up, the autoscalers,
+scheduled scaling and the chaos schedule. The data plane (an :class:`Engine`: per request, or per
+tick) serves the requests; it is told when instances appear or vanish and is asked for their
+utilisation, and that is all the two know of each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from typing import Any, Callable, Iterator, Protocol
+
+import numpy as np
+import simpy
+
+from scenarios import Scenario
+from scenarios.chaos import (CacheLoss, DbFailover, RegionFailover, RollingDeploy, ZoneOutage)
+from scenarios.distributions import Dist
+from simulator import policy
+from simulator.hpa import Autoscaler, PodSample
+
+
+@dataclasses.dataclass(eq=False)
+class Instance:
+    """One pod of a service in a zone."""
+
+    id: int
+    service: str
+    zone: str
+    started_at: float
+    ready_at: float | None = None
+    state: str = "starting"  # starting → ready (⇄ unreachable) → draining | dead
+
+    @property
+    def serving(self) -> bool:
+        """Receives new requests."""
+        return self.state == "ready"
+
+
+@dataclasses.dataclass
+class Zone:
+    """An availability zone: powered, reachable, and when the edge noticed it was lost."""
+
+    name: str
+    region: str
+    active: bool
+    powered: bool = True
+    reachable: bool = True
+    lost_at: float | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.powered and self.reachable
+
+    def routed(self, now: float) -> bool:
+        """Whether the edge still sends this zone traffic at ``now`` (a loss takes time to see)."""
+        if not self.active:
+            return False
+        return self.up or (self.lost_at is not None
+                           and now < self.lost_at + policy.ZONE_DETECTION_S)
+
+
+@dataclasses.dataclass
+class CacheState:
+    """A cache's availability and warmth; after a loss it refills with time constant ``ttl_s``."""
+
+    hit_ratio: float
+    ttl_s: float
+    available: bool = True
+    cold_since: float | None = None
+
+    def hit(self, now: float) -> float:
+        if not self.available:
+            return 0.0
+        if self.cold_since is None:
+            return self.hit_ratio
+        return self.hit_ratio * (1 - math.exp(-(now - self.cold_since) / self.ttl_s))
+
+
+@dataclasses.dataclass
+class DatabaseState:
+    """Where a database's primary is and whether it answers."""
+
+    name: str
+    region: str
+    up: bool = True
+    failovers: int = 0
+
+
+class Engine(Protocol):
+    """What the control plane needs from a data plane."""
+
+    def instance_ready(self, inst: Instance) -> None: ...
+
+    def instance_gone(self, inst: Instance, lost: bool) -> None:
+        """``inst`` takes no new work; if ``lost``, its in-flight work fails now."""
+
+    def utilisation(self, inst: Instance, since: float) -> float | None:
+        """Busy share of ``inst``'s workers since ``since`` (None if it cannot be measured)."""
+
+    def database_down(self, name: str) -> None:
+        """In-flight queries to database ``name`` fail now."""
+
+
+class World:
+    """State plus control plane. Create it, attach an engine, then ``start()`` and run the env."""
+
+    def __init__(self, scenario: Scenario, env: simpy.Environment, rng: np.random.Generator):
+        self.scenario = scenario
+        self.env = env
+        self.rng = rng
+        self.engine: Engine | None = None
+        self.events: list[dict[str, Any]] = []
+        topo = scenario.topology
+        self.zones = {f"{r}-{z}": Zone(f"{r}-{z}", r, reg.role == "active")
+                      for r, reg in topo.regions.items() for z in reg.zones}
+        self.instances: dict[tuple[str, str], list[Instance]] = {}
+        self._ids = itertools.count()
+        self.caches = {name: CacheState(c.hit_ratio, c.ttl_s) for name, c in topo.caches.items()}
+        self.databases = {name: DatabaseState(name, d.region) for name, d in topo.databases.items()}
+        self.autoscalers: dict[tuple[str, str], Autoscaler] = {}
+        self.desired: dict[tuple[str, str], int] = {}
+        self.writes_acknowledged = 0
+        self.writes_lost = 0
+        self._recent_writes: list[float] = []
+        for service, spec in topo.services.items():
+            regions = spec.regions or list(topo.regions)
+            for zone in self.zones.values():
+                if zone.region in regions:
+                    key = (service, zone.name)
+                    self.instances[key] = []
+                    self.desired[key] = spec.instances
+                    if service in scenario.autoscaling:
+                        self.autoscalers[key] = Autoscaler(scenario.autoscaling[service],
+                                                           service, zone.name)
+
+    # -- events ---------------------------------------------------------------------------------
+    def emit(self, kind: str, **fields: Any) -> None:
+        """Record an event at the current simulated time."""
+        self.events.append({"t": round(float(self.env.now), 6), "kind": kind, **fields})
+
+    # -- instances --------------------------------------------------------------------------------
+    def _startup(self, service: str) -> Dist:
+        rule = self.scenario.autoscaling.get(service)
+        return rule.startup_s if rule else Dist.model_validate(policy.DEFAULT_STARTUP)
+
+    def start_instance(self, service: str, zone: str, *, ready_now: bool = False) -> Instance:
+        """Create a pod; it becomes ready after its start-up delay (at once at time 0)."""
+        inst = Instance(next(self._ids), service, zone, started_at=self.env.now)
+        self.instances[(service, zone)].append(inst)
+        if ready_now:
+            self._ready(inst)
+        else:
+            delay = float(self._startup(service).sample(self.rng, 1)[0])
+            self.env.process(self._become_ready(inst, delay))
+        return inst
+
+    def _become_ready(self, inst: Instance, delay: float) -> Iterator[simpy.Event]:
+        yield self.env.timeout(delay)
+        if inst.state == "starting" and self.zones[inst.zone].powered:
+            self._ready(inst)
+
+    def _ready(self, inst: Instance) -> None:
+        inst.state = "ready"
+        if inst.ready_at is None:
+            inst.ready_at = self.env.now
+        assert self.engine is not None
+        self.engine.instance_ready(inst)
+
+    def stop_instance(self, inst: Instance, *, lost: bool) -> None:
+        """Remove a pod: drained gracefully, or ``lost`` with its in-flight work."""
+        if inst.state in ("dead", "draining"):
+            return
+        was_serving = inst.state == "ready"
+        inst.state = "dead" if lost else "draining"
+        if was_serving:
+            assert self.engine is not None
+            self.engine.instance_gone(inst, lost)
+        if not lost:
+            inst.state = "dead"  # a drained pod finishes its work off the books of routing
+
+    def live(self, service: str, zone: str) -> list[Instance]:
+        """Pods that exist (starting or ready) in a pool."""
+        return [i for i in self.instances[(service, zone)]
+                if i.state in ("starting", "ready", "unreachable")]
+
+    def ready(self, service: str, zone: str) -> list[Instance]:
+        return [i for i in self.instances[(service, zone)] if i.state == "ready"]
+
+    def _resize(self, service: str, zone: str, target: int) -> None:
+        live = self.live(service, zone)
+        for _ in range(target - len(live)):
+            self.start_instance(service, zone)
+        # Scale-in removes the youngest pods first (the ReplicaSet controller prefers
+        # not-ready and newer pods).
+        for inst in sorted(live, key=lambda i: (i.state == "ready", -i.started_at))[
+                : max(0, len(live) - target)]:
+            self.stop_instance(inst, lost=False)
+
+    # -- routing facts the engines use -----------------------------------------------------------
+    def routed_zones(self) -> list[str]:
+        return [z.name for z in self.zones.values() if z.routed(self.env.now)]
+
+    def database_region(self, name: str) -> str:
+        return self.databases[name].region
+
+    def record_write(self, done_at: float) -> None:
+        """An acknowledged write (bet, payment): counted for the end-of-run reconciliation."""
+        self.writes_acknowledged += 1
+        self._recent_writes.append(done_at)
+        if len(self._recent_writes) > 200_000:
+            horizon = done_at - 60.0
+            self._recent_writes = [t for t in self._recent_writes if t >= horizon]
+
+    # -- processes --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Create the initial pods (ready at time 0) and start every control process."""
+        for (service, zone), count in self.desired.items():
+            for _ in range(count):
+                self.start_instance(service, zone, ready_now=True)
+        for key, scaler in self.autoscalers.items():
+            self.env.process(self._autoscale(key, scaler))
+        for action in self.scenario.chaos:
+            handler = self._chaos_handlers().get(action.action)
+            self.env.process(self._chaos(action, handler))
+
+    def _autoscale(self, key: tuple[str, str], scaler: Autoscaler) -> Iterator[simpy.Event]:
+        service, zone = key
+        period = scaler.rule.sync_period_s
+        while True:
+            yield self.env.timeout(period)
+            z = self.zones[zone]
+            if not z.powered or not z.active and not self.live(service, zone):
+                continue  # nothing is rescheduled into a dead zone (AWS FIS power interruption)
+            assert self.engine is not None
+            since = self.env.now - period
+            pods = [PodSample(i.started_at, i.ready_at,
+                              self.engine.utilisation(i, since) if z.reachable and i.serving
+                              else None)
+                    for i in self.live(service, zone)]
+            decision = scaler.decide(self.env.now, len(pods), pods)
+            if decision.desired != decision.current:
+                self.events.append(decision.as_event())
+                self.desired[key] = decision.desired
+                self._resize(service, zone, decision.desired)
+
+    def _chaos(self, action: Any, handler: Callable[[Any, bool], None] | None
+               ) -> Iterator[simpy.Event]:
+        yield self.env.timeout(action.at)
+        self.emit("chaos_start", action=action.action, id=action.ref)
+        if handler:
+            handler(action, True)
+        yield self.env.timeout(action.duration)
+        if handler:
+            handler(action, False)
+        self.emit("chaos_end", action=action.action, id=action.ref)
+
+    def _chaos_handlers(self) -> dict[str, Callable[[Any, bool], None]]:
+        return {"zone_outage": self._zone_outage, "cache_loss": self._cache_loss,
+                "db_failover": self._db_failover, "region_failover": self._region_failover,
+                "rolling_deploy": self._rolling_deploy}
+
+    def _lose_zone(self, zone: Zone, power: bool) -> None:
+        zone.lost_at = self.env.now
+        if power:
+            zone.powered = False
+        else:
+            zone.reachable = False
+        for (service, z), pods in self.instances.items():
+            if z == zone.name:
+                for inst in list(pods):
+                    if inst.state in ("starting", "ready", "unreachable"):
+                        # A partitioned pod keeps running but nothing reaches it; a powered-off
+                        # one is gone. Either way its in-flight work is lost.
+                        self.stop_instance(inst, lost=True) if power else self._cut(inst)
+
+    def _cut(self, inst: Instance) -> None:
+        assert self.engine is not None
+        if inst.state == "ready":
+            self.engine.instance_gone(inst, True)
+            inst.state = "unreachable"  # still running (and billed); back when the partition heals
+
+    def _restore_zone(self, zone: Zone) -> None:
+        zone.powered = zone.reachable = True
+        zone.lost_at = None
+        for (service, z), pods in self.instances.items():
+            if z != zone.name:
+                continue
+            for inst in pods:
+                if inst.state == "unreachable":
+                    self._ready(inst)  # partition healed
+            # After a power loss the deployment recreates its pods, which start from scratch.
+            missing = self.desired[(service, z)] - len(self.live(service, z))
+            for _ in range(max(0, missing)):
+                self.start_instance(service, z)
+
+    def _zone_outage(self, action: ZoneOutage, begin: bool) -> None:
+        zone = self.zones[action.zone]
+        if begin:
+            self._lose_zone(zone, power=action.mode == "power")
+        else:
+            self._restore_zone(zone)
+
+    def _cache_loss(self, action: CacheLoss, begin: bool) -> None:
+        cache = self.caches[action.cache]
+        cache.available = not begin
+        cache.cold_since = None if begin else self.env.now
+
+    def _db_failover(self, action: DbFailover, begin: bool) -> None:
+        if begin:
+            self._fail_primary(action.database, self.databases[action.database].region)
+
+    def _fail_primary(self, name: str, new_region: str) -> None:
+        db = self.databases[name]
+        spec = self.scenario.topology.databases[name]
+        db.up = False
+        assert self.engine is not None
+        self.engine.database_down(name)
+        if spec.replication == "async":
+            # Acknowledged writes younger than the replication lag never reached the standby.
+            horizon = self.env.now - spec.replication_lag_ms / 1000
+            lost = sum(1 for t in self._recent_writes if t >= horizon)
+            self.writes_lost += lost
+        self.emit("db_primary_lost", database=name)
+        self.env.process(self._promote(db, new_region, spec.failover_s))
+
+    def _promote(self, db: DatabaseState, region: str, delay: float) -> Iterator[simpy.Event]:
+        yield self.env.timeout(delay)
+        db.up, db.region = True, region
+        db.failovers += 1
+        self.emit("db_promoted", database=db.name, region=region)
+
+    def _region_failover(self, action: RegionFailover, begin: bool) -> None:
+        source = [z for z in self.zones.values() if z.region == action.source]
+        target = [z for z in self.zones.values() if z.region == action.target]
+        if begin:
+            for zone in target:
+                zone.active = True
+            for zone in source:
+                self._lose_zone(zone, power=True)
+            for name, spec in self.scenario.topology.databases.items():
+                if self.databases[name].region == action.source:
+                    self._fail_primary(name, spec.standby_region or action.target)
+        else:
+            for zone in source:
+                self._restore_zone(zone)
+            for zone in target:
+                zone.active = self.scenario.topology.regions[zone.region].role == "active"
+
+    def _rolling_deploy(self, action: RollingDeploy, begin: bool) -> None:
+        if begin:
+            self.env.process(self._roll(action))
+
+    def _roll(self, action: RollingDeploy) -> Iterator[simpy.Event]:
+        zones = [z for (s, z) in self.instances if s == action.service]
+        batches = max(1, max(math.ceil(len(self.live(action.service, z)) / action.max_unavailable)
+                             for z in zones))
+        gap = action.duration / batches
+        old = {z: list(self.live(action.service, z)) for z in zones}
+        for b in range(batches):
+            for zone in zones:
+                for inst in old[zone][b * action.max_unavailable:(b + 1) * action.max_unavailable]:
+                    if inst.state in ("starting", "ready"):
+                        self.stop_instance(inst, lost=False)
+                        self.start_instance(action.service, zone)
+            yield self.env.timeout(gap)
+
+    # -- accounting -----------------------------------------------------------------------------
+    def hourly_cost(self) -> float:
+        """Price per hour of every pod that exists now (starting pods are billed too)."""
+        prices = self.scenario.cost.classes
+        services = self.scenario.topology.services
+        return sum(len(self.live(s, z)) * prices[services[s].cost_class].hourly()
+                   for (s, z) in self.instances)
