@@ -48,7 +48,7 @@ def main() -> None:
             path = writer.finish()
             size = sum(p.stat().st_size for p in path.iterdir())
             start = time.perf_counter()
-            verdict = gate_run(path)
+            verdict, _meta = gate_run(path)
             seconds = time.perf_counter() - start
             results[kind] = (seconds, size, verdict)
         (te, se, ve), (th, sh, vh) = results["exact"], results["histogram"]

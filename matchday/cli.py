@@ -137,10 +137,14 @@ def simulate(
     raise typer.Exit(result.verdict.exit_code)
 
 
-def _report(verdict: Verdict, summary: Optional[Path]) -> None:
+def _report(verdict: Verdict, summary: Optional[Path], meta: Optional[dict] = None) -> None:
     typer.echo(render_table(verdict))
     if summary is not None:
-        summary.write_text(json.dumps(verdict.to_summary(), indent=2) + "\n", encoding="utf-8")
+        try:
+            summary.write_text(json.dumps(verdict.to_summary(meta), indent=2) + "\n",
+                               encoding="utf-8")
+        except OSError as exc:
+            _fail_input(f"{summary}: cannot write the summary: {exc.strerror}")
     raise typer.Exit(verdict.exit_code)
 
 
@@ -154,22 +158,28 @@ def gate(
     = None,
     scenario: Annotated[Optional[str], typer.Option(
         help="with --locust-csv: scenario whose phases and chaos scope the budgets")] = None,
+    compress: Annotated[float, typer.Option(
+        min=1e-9, help="with --locust-csv --scenario: the time compression the run used")] = 1.0,
     summary: Annotated[Optional[Path], typer.Option(help="also write the verdict as JSON")] = None,
 ) -> None:
-    """Judge a run by its budgets: exit 0 all pass (warnings allowed), 1 a budget failed, 2 bad input."""
+    """Judge a run by its budgets: exit 0 all pass (warnings allowed), 1 a budget failed, 2 bad input.
+
+    Judged by its own scenario's budgets, a run directory's summary.json is refreshed.
+    """
     if (run_dir is None) == (locust_csv is None):
         _fail_input("give a RUN_DIR or --locust-csv PREFIX (one of them)")
+    meta = None
     try:
         if locust_csv is not None:
             if budgets is None:
                 _fail_input("--locust-csv needs --budgets FILE (Locust output has no scenario)")
-            context = _load(scenario) if scenario is not None else None
+            context = _load(scenario).scaled(compress=compress) if scenario is not None else None
             verdict = gate_locust(locust_csv, budgets, context)  # type: ignore[arg-type]
         else:
-            verdict = gate_run(run_dir, budgets)  # type: ignore[arg-type]
+            verdict, meta = gate_run(run_dir, budgets)  # type: ignore[arg-type]
     except (InputError, RunDirError, LocustCsvError) as exc:
         _fail_input(str(exc))
-    _report(verdict, summary)
+    _report(verdict, summary, meta)
 
 
 def main() -> None:

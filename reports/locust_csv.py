@@ -64,59 +64,181 @@ class LocustSelection:
         return self._max if self.count else math.nan
 
 
-def _num(frame: pd.DataFrame, column: str) -> np.ndarray:
-    return pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
+def _colmax(values: np.ndarray) -> np.ndarray:
+    """Column-wise maximum ignoring NaN; NaN for a column without any number."""
+    if values.shape[0] == 0:
+        return np.full(values.shape[1], math.nan)
+    out = np.full(values.shape[1], -math.inf)
+    for row in values:
+        out = np.fmax(out, row)
+    return np.where(np.isneginf(out), math.nan, out)
+
+
+def _merge(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Non-empty half-open spans, sorted, with overlapping or adjacent ones merged."""
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted((float(s), float(e)) for s, e in spans if e > s):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+_NO_VALUE = {"", "N/A"}
+
+
+def _numbers(path: Path, frame: pd.DataFrame, column: str, *, na: bool = False,
+             count: bool = False) -> np.ndarray:
+    """A column as floats; raises LocustCsvError on anything that is not a number.
+
+    ``na``: empty cells and ``N/A`` are allowed and read as NaN. ``count``: values must be
+    whole numbers >= 0.
+    """
+    text = frame[column].fillna("").astype(str).str.strip()
+    blank = text.isin(_NO_VALUE).to_numpy()
+    values = pd.to_numeric(text.where(~blank, "nan"), errors="coerce").to_numpy(float)
+    bad = (~np.isfinite(values) & ~blank) | (blank & (not na))
+    if count:
+        bad |= np.isfinite(values) & ((values < 0) | (values != np.round(values)))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise LocustCsvError(f"{path}: line {row + 2}: column {column!r} is "
+                             f"{frame[column].iloc[row]!r}, not a "
+                             f"{'count' if count else 'number'}")
+    return values
+
+
+def _read(path: Path, prefix: str | Path, needed: set[str]) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
+    except FileNotFoundError as exc:
+        raise LocustCsvError(f"{exc.filename}: no such file (run locust with --csv "
+                             f"{prefix} --csv-full-history)") from exc
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError,
+            UnicodeDecodeError) as exc:
+        raise LocustCsvError(f"{path}: cannot read Locust CSV: {exc}") from exc
+    missing = needed - set(frame.columns)
+    if missing:
+        raise LocustCsvError(f"{path}: not a Locust CSV (missing {sorted(missing)})")
+    if "Type" not in frame.columns:
+        frame["Type"] = ""
+    frame["Type"] = frame["Type"].fillna("").astype(str)
+    frame["Name"] = frame["Name"].fillna("").astype(str)
+    return frame
+
+
+def _is_total(frame: pd.DataFrame) -> np.ndarray:
+    """Locust's own "Aggregated" rows (empty Type), as opposed to request names."""
+    return ((frame["Name"] == "Aggregated") & (frame["Type"] == "")).to_numpy()
+
+
+@dataclasses.dataclass
+class _Series:
+    """One request name's history, all its methods merged, one row per timestamp."""
+
+    t: np.ndarray
+    total: np.ndarray           # cumulative requests
+    failed: np.ndarray          # cumulative failures
+    time_sum: np.ndarray        # cumulative sum of response times (ms)
+    percentiles: np.ndarray     # rows x PERCENTILE_COLUMNS of Locust's window; NaN = no data
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame) -> "_Series":
+        times = np.unique(rows["t"].to_numpy(float))
+        total = np.zeros(len(times))
+        failed = np.zeros(len(times))
+        time_sum = np.zeros(len(times))
+        percentiles = np.full((len(times), len(PERCENTILE_COLUMNS)), math.nan)
+        for _, method in rows.groupby("Type", sort=False):
+            # One row per timestamp (the last written); cumulative figures of a method carried
+            # forward over the timestamps where only other methods have a row.
+            method = method.drop_duplicates("t", keep="last").sort_values("t")
+            t = method["t"].to_numpy(float)
+            idx = np.searchsorted(t, times, side="right") - 1
+            seen = idx >= 0
+            at = np.maximum(idx, 0)
+            for out, column in ((total, "n"), (failed, "f"), (time_sum, "s")):
+                out += np.where(seen, method[column].to_numpy(float)[at], 0.0)
+            rows_here = np.searchsorted(times, t)
+            percentiles[rows_here] = np.fmax(
+                percentiles[rows_here], method[list(PERCENTILE_COLUMNS.values())].to_numpy(float))
+        return cls(times, total, failed, time_sum, percentiles)
 
 
 class LocustCsv:
-    """Reads ``PREFIX_stats.csv`` and ``PREFIX_stats_history.csv``."""
+    """Reads ``PREFIX_stats.csv`` and ``PREFIX_stats_history.csv``.
+
+    Raises LocustCsvError when either file is missing or malformed.
+    """
 
     precision = PRECISION
 
     def __init__(self, prefix: str | Path):
         stats_path = Path(f"{prefix}_stats.csv")
         history_path = Path(f"{prefix}_stats_history.csv")
-        try:
-            self._stats = pd.read_csv(stats_path, keep_default_na=False, dtype={"Type": str})
-            history = pd.read_csv(history_path, keep_default_na=False, dtype={"Type": str})
-        except FileNotFoundError as exc:
-            raise LocustCsvError(f"{exc.filename}: no such file (run locust with --csv "
-                                 f"{prefix} --csv-full-history)") from exc
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise LocustCsvError(f"{prefix}: cannot parse Locust CSV: {exc}") from exc
-        needed = {"Name", "Request Count", "Failure Count", *PERCENTILE_COLUMNS.values()}
-        for path, frame, cols in (
-            (stats_path, self._stats, needed),
-            (history_path, history, {"Timestamp", "Name", "Total Request Count",
-                                     "Total Failure Count", "Total Average Response Time"}),
-        ):
-            missing = cols - set(frame.columns)
-            if missing:
-                raise LocustCsvError(f"{path}: not a Locust CSV (missing {sorted(missing)})")
-        names = history["Name"][history["Name"] != "Aggregated"]
-        if names.empty and len(self._stats) > 1:
+        columns = list(PERCENTILE_COLUMNS.values())
+        stats = _read(stats_path, prefix, {
+            "Name", "Request Count", "Failure Count", "Average Response Time",
+            "Min Response Time", "Max Response Time", *columns})
+        history = _read(history_path, prefix, {
+            "Timestamp", "Name", "Total Request Count", "Total Failure Count",
+            "Total Average Response Time", *columns})
+
+        # Whole run, from the stats file: request names only (the Aggregated row is optional).
+        stats = stats[~_is_total(stats)]
+        self._stats = pd.DataFrame({
+            "Name": stats["Name"],
+            "n": _numbers(stats_path, stats, "Request Count", count=True),
+            "f": _numbers(stats_path, stats, "Failure Count", count=True),
+            "avg": _numbers(stats_path, stats, "Average Response Time", na=True),
+            "min": _numbers(stats_path, stats, "Min Response Time", na=True),
+            "max": _numbers(stats_path, stats, "Max Response Time", na=True),
+            **{c: _numbers(stats_path, stats, c, na=True) for c in columns},
+        }, index=stats.index)
+        if (self._stats["f"] > self._stats["n"]).any():
+            raise LocustCsvError(f"{stats_path}: more failures than requests")
+
+        # Per second, from the history file.
+        stamp = _numbers(history_path, history, "Timestamp")
+        t0 = float(stamp.min()) if len(stamp) else 0.0
+        n = _numbers(history_path, history, "Total Request Count", count=True)
+        f = _numbers(history_path, history, "Total Failure Count", count=True)
+        if (f > n).any():
+            raise LocustCsvError(f"{history_path}: more failures than requests")
+        average = _numbers(history_path, history, "Total Average Response Time")
+        window = np.column_stack([_numbers(history_path, history, c, na=True) for c in columns])
+        # Locust writes 0 for every percentile when it has no usable window yet (and N/A when
+        # the entry has no request): no data, not 0 ms. A row has data when its 100% column is
+        # positive; then a lower column's 0 is a real (rounded) 0 ms.
+        window[~(window[:, -1] > 0)] = math.nan
+        frame = pd.DataFrame(window, columns=columns, index=history.index).assign(
+            Type=history["Type"], Name=history["Name"], t=stamp - t0, n=n, f=f, s=average * n)
+        requests = frame[~_is_total(history)]
+        if requests.empty and not self._stats.empty:
             raise LocustCsvError(f"{history_path}: no per-request rows; run locust with "
                                  "--csv-full-history")
-        t0 = float(history["Timestamp"].min()) if len(history) else 0.0
-        history = history.assign(t=pd.to_numeric(history["Timestamp"]) - t0)
-        self._history = {str(n): rows.sort_values("t") for n, rows in history.groupby("Name")}
-        self.duration = float(history["t"].max()) + 1 if len(history) else 0.0
+        self._history = {str(name): _Series.of(rows)
+                         for name, rows in requests.groupby("Name", sort=False)}
+        self.duration = float(frame["t"].max()) + 1 if len(frame) else 0.0
 
     def steps(self) -> list[str]:
-        return sorted(n for n in self._stats["Name"].astype(str) if n != "Aggregated")
+        return sorted(set(self._stats["Name"][self._stats["n"] > 0]))
 
     def _whole(self, step: str) -> LocustSelection:
-        rows = self._stats[self._stats["Name"].astype(str) == step]
-        if rows.empty:
+        rows = self._stats[self._stats["Name"] == step]
+        count = int(rows["n"].sum())
+        if not count:
             return LocustSelection(0, 0, {}, math.nan, math.nan, math.nan)
-        count = int(_num(rows, "Request Count").sum())
+        rows = rows[rows["n"] > 0]
+        columns = list(PERCENTILE_COLUMNS.values())
         # Several methods under one name: percentiles are bounded by the worst of them.
-        percentiles = {c: float(np.nanmax(_num(rows, c))) for c in PERCENTILE_COLUMNS.values()}
-        weights = _num(rows, "Request Count")
-        mean = float((_num(rows, "Average Response Time") * weights).sum() / max(count, 1))
-        return LocustSelection(count, int(_num(rows, "Failure Count").sum()), percentiles, mean,
-                               float(np.nanmin(_num(rows, "Min Response Time"))),
-                               float(np.nanmax(_num(rows, "Max Response Time"))))
+        percentiles = dict(zip(columns, _colmax(rows[columns].to_numpy(float)).tolist()))
+        mean = float((rows["avg"] * rows["n"]).sum() / count)
+        minimum = -_colmax(-rows[["min"]].to_numpy(float))[0]
+        maximum = _colmax(rows[["max"]].to_numpy(float))[0]
+        return LocustSelection(count, int(rows["f"].sum()), percentiles, mean,
+                               float(minimum), float(maximum))
 
     def select(self, step: str, spans: Spans = None, link: str | None = None) -> LocustSelection:
         if link is not None:
@@ -124,13 +246,11 @@ class LocustCsv:
                                  f"drop 'link: {link}' from the budget")
         if spans is None:
             return self._whole(step)
-        rows = self._history.get(step)
-        if rows is None:
+        series = self._history.get(step)
+        if series is None:
             return LocustSelection(0, 0, {}, math.nan, math.nan, math.nan)
-        t = rows["t"].to_numpy(float)
-        total = _num(rows, "Total Request Count")
-        failed = _num(rows, "Total Failure Count")
-        average = _num(rows, "Total Average Response Time")
+        spans = _merge(spans)
+        t = series.t
         count = errors = 0
         weighted = 0.0
         for start, end in spans:
@@ -138,43 +258,40 @@ class LocustCsv:
             last = np.searchsorted(t, end, side="left") - 1
             if last < 0:
                 continue
-            n0, f0, a0 = (total[before], failed[before], average[before]) if before >= 0 else (
-                0.0, 0.0, 0.0)
-            count += int(total[last] - n0)
-            errors += int(failed[last] - f0)
-            weighted += average[last] * total[last] - a0 * n0
-        inside = rows[span_mask(t, spans)]
-        percentiles = {c: float(np.nanmax(_num(inside, c), initial=0.0))
-                       for c in PERCENTILE_COLUMNS.values()} if len(inside) else {}
-        maximum = percentiles.get("100%", math.nan)
+            n0, f0, s0 = ((series.total[before], series.failed[before], series.time_sum[before])
+                          if before >= 0 else (0.0, 0.0, 0.0))
+            count += int(series.total[last] - n0)
+            errors += int(series.failed[last] - f0)
+            weighted += series.time_sum[last] - s0
+        inside = series.percentiles[span_mask(t, spans)]
+        percentiles = dict(zip(PERCENTILE_COLUMNS.values(), _colmax(inside).tolist()))
         return LocustSelection(count, errors, percentiles, weighted / count if count else math.nan,
-                               math.nan, maximum)
+                               math.nan, percentiles["100%"])
 
     def sliding_quantile(self, step: str, q: float, window_s: float, start: float, end: float,
                          link: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         # Locust's own window (~10 s) replaces window_s: its CSV holds nothing finer.
-        rows = self._history.get(step)
+        if link is not None:
+            raise LocustCsvError("Locust CSV output has no mobile-link dimension; "
+                                 f"drop 'link: {link}' from the budget")
+        series = self._history.get(step)
         times = np.arange(math.ceil(start), math.floor(end) + 1, dtype=float)
-        if rows is None:
+        if series is None:
             return times, np.full(len(times), math.nan)
-        t = rows["t"].to_numpy(float)
-        column, _ = _column_for(q)
-        value = _num(rows, column)
-        total = _num(rows, "Total Request Count")
-        recent = total - np.concatenate([np.zeros(10), total])[: len(total)]
-        value = np.where(recent > 0, value, math.nan)
-        idx = np.searchsorted(t, times, side="right") - 1
+        _, level = _column_for(q)
+        value = series.percentiles[:, list(PERCENTILE_COLUMNS).index(level)]
+        idx = np.searchsorted(series.t, times, side="right") - 1
         return times, np.where(idx >= 0, value[np.maximum(idx, 0)], math.nan)
 
     def write_outage(self, steps: Sequence[str], start: float, end: float) -> float | None:
         seconds, ok, bad = [], [], []
-        for step in steps:
-            rows = self._history.get(step)
-            if rows is None:
+        for step in dict.fromkeys(steps):
+            series = self._history.get(step)
+            if series is None:
                 continue
-            total = np.diff(_num(rows, "Total Request Count"), prepend=0.0)
-            failed = np.diff(_num(rows, "Total Failure Count"), prepend=0.0)
-            seconds.append(rows["t"].to_numpy(float))
+            total = np.diff(series.total, prepend=0.0)
+            failed = np.diff(series.failed, prepend=0.0)
+            seconds.append(series.t)
             ok.append(total - failed)
             bad.append(failed)
         if not seconds:

@@ -73,11 +73,13 @@ class MetricSource(Protocol):
     def sliding_quantile(self, step: str, q: float, window_s: float, start: float, end: float,
                          link: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(t, value)`` per whole second ``t`` in ``[start, end]``: the ``q``-quantile of the
-        requests that started in ``[t − window_s, t)``; NaN where that window is empty."""
+        requests that started in ``[max(t − window_s, start), t)`` (windows never reach back
+        before ``start``); NaN where that window is empty."""
 
     def write_outage(self, steps: Sequence[str], start: float, end: float) -> float | None:
         """Seconds from ``start`` until writes succeed again after the last failed write that
-        started in ``[start, end)``: 0 when none failed, ``None`` when none succeeded after it."""
+        started in ``[start, end)``: 0 when none failed and some succeeded, ``None`` when no
+        write succeeded after the last failure (or none was made at all: no evidence)."""
 
 
 def stats_of(selection: Selection) -> StepStats:

@@ -93,7 +93,7 @@ class ExactRequests:
         t = rows["t"].to_numpy(float)
         latency = rows["latency_ms"].to_numpy(float)
         times = np.arange(math.ceil(start), math.floor(end) + 1, dtype=float)
-        lo = np.searchsorted(t, times - window_s, side="left")
+        lo = np.searchsorted(t, np.maximum(times - window_s, start), side="left")
         hi = np.searchsorted(t, times, side="left")
         values = np.array([np.quantile(latency[a:b], q) if b > a else math.nan
                            for a, b in zip(lo, hi)])
@@ -105,9 +105,10 @@ class ExactRequests:
         t = rows["t"].to_numpy(float)
         ok = rows["ok"].to_numpy(bool)
         done = t + rows["latency_ms"].to_numpy(float) / 1000
-        failed = (~ok) & (t >= start) & (t < end)
+        inside = (t >= start) & (t < end)
+        failed = (~ok) & inside
         if not failed.any():
-            return 0.0
+            return 0.0 if (ok & inside).any() else None
         last_failure = t[failed].max()
         recovered = ok & (t > last_failure)
         if not recovered.any():
@@ -183,7 +184,7 @@ class HistogramRequests:
         seconds = rows["second"].to_numpy(np.int64)
         buckets = rows["bucket"].to_numpy(np.int64)
         counts = rows["count"].to_numpy(np.int64)
-        lo = np.searchsorted(seconds, times - window_s, side="left")
+        lo = np.searchsorted(seconds, np.maximum(times - window_s, start), side="left")
         hi = np.searchsorted(seconds, times, side="left")
         values = np.array([histogram.quantile(buckets[a:b], counts[a:b], q) if b > a else math.nan
                            for a, b in zip(lo, hi)])
@@ -195,9 +196,10 @@ class HistogramRequests:
         second = rows["second"].to_numpy(np.int64)
         ok = rows["ok"].to_numpy(bool)
         count = rows["count"].to_numpy(np.int64)
-        failed = (~ok) & (count > 0) & (second >= math.floor(start)) & (second < end)
+        inside = (count > 0) & (second >= math.floor(start)) & (second < end)
+        failed = (~ok) & inside
         if not failed.any():
-            return 0.0
+            return 0.0 if (ok & inside).any() else None
         last_failure = second[failed].max()
         recovered = ok & (count > 0) & (second > last_failure)
         if not recovered.any():

@@ -170,8 +170,8 @@ class Run:
                               f"{SCHEMA_VERSION} (written by another matchday version?)")
         try:
             text = (self.path / "scenario.yaml").read_text(encoding="utf-8")
-        except OSError as exc:
-            raise RunDirError(f"{self.path / 'scenario.yaml'}: {exc.strerror}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RunDirError(f"{self.path / 'scenario.yaml'}: cannot read: {exc}") from exc
         try:
             self.scenario: Scenario = scenario_from_text(text, str(self.path / "scenario.yaml"))
         except InputError as exc:
@@ -180,8 +180,8 @@ class Run:
     def _json(self, name: str) -> dict[str, Any]:
         try:
             data = json.loads((self.path / name).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise RunDirError(f"{self.path / name}: {exc.strerror}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RunDirError(f"{self.path / name}: cannot read: {exc}") from exc
         except json.JSONDecodeError as exc:
             raise RunDirError(f"{self.path / name}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
         if not isinstance(data, dict):
@@ -201,7 +201,7 @@ class Run:
                 return ExactRequests(pd.read_parquet(exact), self.duration)
             if hist.exists():
                 return HistogramRequests(pd.read_parquet(hist), self.duration)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # pyarrow raises many types for a damaged file
             raise RunDirError(f"{self.path}: cannot read requests: {exc}") from exc
         raise RunDirError(f"{self.path}: no requests.parquet or requests_hist.parquet")
 
@@ -211,15 +211,20 @@ class Run:
         if not path.exists():
             return []
         out = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RunDirError(f"{path}: cannot read: {exc}") from exc
+        for n, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 event = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise RunDirError(f"{path}:{n}: invalid JSON: {exc.msg}") from exc
-            if not isinstance(event, dict) or "t" not in event or "kind" not in event:
-                raise RunDirError(f"{path}:{n}: an event needs 't' and 'kind'")
+            if not isinstance(event, dict) or "kind" not in event or not isinstance(
+                    event.get("t"), (int, float)) or isinstance(event.get("t"), bool):
+                raise RunDirError(f"{path}:{n}: an event needs a numeric 't' and a 'kind'")
             out.append(event)
         return sorted(out, key=lambda e: e["t"])
 

@@ -195,7 +195,8 @@ class _Evaluator:
             recovered = recovery_seconds(times, values, target, end)
             label = action.id or f"{action.action}@{action.at:g}s"
             if recovered is None:
-                details.append(f"{label}: not back under {target.text} by {horizon:g}s")
+                details.append(f"{label}: no request after it" if np.isnan(values).all()
+                               else f"{label}: not back under {target.text} by {horizon:g}s")
                 worst = None
             else:
                 details.append(f"{label}: {recovered:g}s")
@@ -216,7 +217,8 @@ class _Evaluator:
             for a in [a for a in self.scenario.chaos if a.action in DR_ACTIONS]:
                 outage = self.source.write_outage(dr.write_steps, a.at, self.horizon(a.at))
                 details.append(f"{a.id or a.action}: "
-                               + ("writes never recovered" if outage is None else f"{outage:g}s"))
+                               + ("no write succeeded after it" if outage is None
+                                  else f"{outage:g}s"))
                 worst = None if outage is None or worst is None else max(worst, outage)
             if not details:
                 worst, details = None, ["no db_failover, region_failover or zone_outage to time"]
@@ -235,24 +237,42 @@ class _Evaluator:
                                         detail="the run has no reconciliation event"))
             else:
                 last = recon[-1]
-                lost = float(last.get("lost_bets", math.nan))
+                lost = _lost_bets(last)
                 out.append(BudgetResult(
                     step="dr", budget=f"lost_bets<={dr.lost_bets}", warn=None,
                     scope="reconciliation", measured=lost, unit="bets",
-                    samples=int(last.get("acknowledged_bets", 0)),
+                    samples=int(last["acknowledged_bets"])
+                    if isinstance(last.get("acknowledged_bets"), int) else 0,
                     verdict=level_of(lost, limit, None),
                     detail=f"{last.get('acknowledged_bets', '?')} acknowledged, "
                            f"{last.get('persisted_bets', '?')} persisted"))
         return out
 
 
+def _lost_bets(event: dict[str, Any]) -> float:
+    """Lost bets of a reconciliation event: its ``lost_bets``, else acknowledged − persisted."""
+    def number(key: str) -> float | None:
+        value = event.get(key)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            else None
+
+    lost = number("lost_bets")
+    if lost is None:
+        acknowledged, persisted = number("acknowledged_bets"), number("persisted_bets")
+        if acknowledged is not None and persisted is not None:
+            lost = acknowledged - persisted
+    return math.nan if lost is None else lost
+
+
 def recovery_seconds(times: np.ndarray, values: np.ndarray, target: Threshold,
                      end: float) -> float | None:
     """Seconds after ``end`` from which every (non-empty) window meets ``target``.
 
-    0 when no window breached; None when the last window still breaches. Empty windows (NaN)
-    carry no evidence either way.
+    0 when no window breached; None when the last window still breaches or every window is
+    empty. Empty windows (NaN) carry no evidence either way.
     """
+    if np.isnan(values).all():
+        return None  # no request after the action: no evidence of recovery
     breach = np.array([not math.isnan(v) and not target.holds(v) for v in values], dtype=bool)
     if not breach.any():
         return 0.0

@@ -47,8 +47,9 @@ class ScalingRule(Strict):
     sync_period_s: PositiveMatchSeconds = 15.0
     # Kubernetes: pod p99 start <= 5 s without an image pull; a new VM adds 25-30 s.
     startup_s: Dist = Dist(dist="lognormal", mean=3.0, cv=0.3)
-    readiness_delay_s: MatchSeconds = 30.0
-    cpu_initialization_s: MatchSeconds = 300.0
+    # Physical delays of the metrics pipeline, not policy windows: not compressed.
+    readiness_delay_s: float = Field(default=30.0, ge=0)
+    cpu_initialization_s: float = Field(default=300.0, ge=0)
     scale_up: ScalingPolicy = ScalingPolicy(stabilization_s=0, max_pods=4, max_percent=100)
     scale_down: ScalingPolicy = ScalingPolicy(stabilization_s=300, max_percent=100)
     schedule: list[ScheduledScale] = []

@@ -93,7 +93,7 @@ def parse_threshold(text: str) -> Threshold:
 
 
 def _rescaled(threshold: Threshold, compress: float) -> str:
-    return f"{threshold.metric}{threshold.op}{threshold.limit / compress:g}s"
+    return f"{threshold.metric}{threshold.op}{threshold.limit / compress!r}s"
 
 
 class Window(Strict):
@@ -168,7 +168,7 @@ class BudgetItem(Strict):
 
     def scaled_update(self, *, compress: float, load: float) -> dict[str, Any]:
         """Under time compression a recovery-time budget shrinks with the match timeline."""
-        if self.threshold.metric != "recovery_time":
+        if self.threshold.metric != "recovery_time" or compress == 1:
             return {}
         update = {"pass_": _rescaled(self.threshold, compress)}
         if self.warn_threshold is not None:

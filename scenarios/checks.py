@@ -10,10 +10,19 @@ import math
 from collections import Counter
 from typing import Iterator
 
+from scenarios.journeys import BUILTIN_JOURNEYS
 from scenarios.model import Scenario
 from scenarios.topology import CallNode
 
 Found = Iterator[tuple[tuple[str | int, ...], str]]
+
+# Scaling divides times by a compression factor; a span that ended exactly at the end of the day
+# may then end a rounding error after it. Comparisons with the end of the day allow for that.
+_SLACK = 1e-9
+
+
+def _after(t: float, end: float) -> bool:
+    return t > end * (1 + _SLACK) + _SLACK
 
 
 def _wave(s: Scenario) -> Found:
@@ -23,7 +32,7 @@ def _wave(s: Scenario) -> Found:
             yield ("traffic", "wave", 0, "at"), "the wave must start at 0"
         if p.at <= previous:
             yield ("traffic", "wave", i, "at"), f"must be after the previous point ({previous:g})"
-        if p.at > s.duration:
+        if _after(p.at, s.duration):
             yield ("traffic", "wave", i, "at"), f"is after the end of the day ({s.duration:g})"
         if p.shape == "hold" and p.users is not None:
             yield ("traffic", "wave", i, "users"), "a hold point keeps the previous level; drop users"
@@ -31,7 +40,7 @@ def _wave(s: Scenario) -> Found:
             yield ("traffic", "wave", i, "users"), f"a {p.shape} point needs users"
         previous = p.at
     for i, spike in enumerate(s.traffic.spikes):
-        if spike.at > s.duration:
+        if _after(spike.at, s.duration):
             yield ("traffic", "spikes", i, "at"), f"is after the end of the day ({s.duration:g})"
 
 
@@ -43,17 +52,19 @@ def _journeys(s: Scenario) -> Found:
         if not journey.steps:
             yield ("traffic", "journeys", name, "steps"), (
                 f"'{name}' is not a built-in journey; give its steps")
+        builtin = (f" (the built-in journey '{name}' uses it: define the step, or give the "
+                   "journey its own steps)") if name in BUILTIN_JOURNEYS else ""
         for i, js in enumerate(journey.steps):
             if js.step not in steps:
                 yield ("traffic", "journeys", name, "steps", i, "step"), _unknown(
-                    "step", js.step, steps)
+                    "step", js.step, steps) + builtin
             elif steps[js.step].kind != "request":
                 yield ("traffic", "journeys", name, "steps", i, "step"), (
                     f"'{js.step}' is a push; list it under subscribe")
         for i, sub in enumerate(journey.subscribe):
             if sub not in steps or steps[sub].kind != "push":
                 yield ("traffic", "journeys", name, "subscribe", i), _unknown(
-                    "push step", sub, [k for k, v in steps.items() if v.kind == "push"])
+                    "push step", sub, [k for k, v in steps.items() if v.kind == "push"]) + builtin
 
 
 def _links(s: Scenario) -> Found:
@@ -130,7 +141,7 @@ def _chaos(s: Scenario) -> Found:
             yield loc + ("id",), f"id '{a.id}' is used more than once"
         if a.at >= s.duration:
             yield loc + ("at",), f"is at or after the end of the day ({s.duration:g})"
-        elif a.end > s.duration:
+        elif _after(a.end, s.duration):
             yield loc + ("duration",), (
                 f"ends at {a.end:g}, after the end of the day ({s.duration:g})")
         if a.action == "link_degradation" and a.link not in s.links.mix:
@@ -169,7 +180,7 @@ def _budgets(s: Scenario) -> Found:
                     yield loc + (field,), _unknown("chaos action", ref, sorted(chaos_refs))
             if item.link is not None and item.link not in s.links.mix:
                 yield loc + ("link",), _unknown("link in links.mix", item.link, s.links.mix)
-            if item.window is not None and item.window.end > s.duration:
+            if item.window is not None and _after(item.window.end, s.duration):
                 yield loc + ("window",), f"ends after the end of the day ({s.duration:g})"
             if item.threshold.metric == "recovery_time" and item.of is None:
                 if not any(o.threshold.metric == "p" and o.threshold.quantile == 99

@@ -49,8 +49,16 @@ def _validate(model: type[M], located: Located, root: tuple[str, ...] = ()) -> M
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = [(root + tuple(e["loc"]), _message(e)) for e in exc.errors()]
+        errors = [(_yaml_loc(root + tuple(e["loc"])), _message(e)) for e in exc.errors()]
         raise InputError(_problems(located, errors)) from None
+
+
+def _yaml_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Budgets are validated as ``{steps: {...}, dr: ...}`` but written with steps and ``dr``
+    side by side: drop the ``steps`` level from their error locations."""
+    if loc[:2] == ("budgets", "steps"):
+        return ("budgets",) + loc[2:]
+    return loc
 
 
 def load_scenario(path: str | Path) -> Scenario:

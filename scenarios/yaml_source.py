@@ -57,16 +57,29 @@ class Located:
     file: str
 
 
+MAX_NODES = 200_000
+"""A scenario has a few thousand nodes; more means aliases expanding without end (a YAML bomb)."""
+
+
+class _TooLarge(Exception):
+    pass
+
+
 def _construct(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, file: str,
                positions: dict[Loc, Position], problems: list[Problem]) -> Any:
+    if len(positions) > MAX_NODES:
+        raise _TooLarge
     if isinstance(node, yaml.MappingNode):
         written = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
         loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *anchor), merged ones first
         out: dict[Any, Any] = {}
         explicit: set[Any] = set()
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(Problem(file, line, _dotted(loc), "a key must be a plain value"))
+                continue
+            key = loader.construct_object(key_node, deep=True)
             # A key written twice is a mistake; a written key overriding a merged one is not.
             if key in explicit and id(key_node) in written:
                 problems.append(Problem(file, line, _dotted(loc + (key,)),
@@ -110,6 +123,9 @@ def parse_located(text: str, file: str) -> Located:
         raise InputError([Problem(file, line, "", f"invalid YAML: {message}")]) from exc
     except yaml.YAMLError as exc:
         raise InputError([Problem(file, 0, "", f"invalid YAML: {exc}")]) from exc
+    except (_TooLarge, RecursionError) as exc:
+        raise InputError([Problem(file, 0, "", "too large once its aliases are expanded "
+                                  f"(more than {MAX_NODES:,} values, or a recursive alias)")]) from exc
     finally:
         loader.dispose()
     if problems:
@@ -175,9 +191,10 @@ def _dotted(loc: Loc) -> str:
 def locate(located: Located, loc: Loc) -> tuple[Position, str]:
     """Map a validation error location onto the YAML: (position, dotted field path).
 
-    Parts of ``loc`` that do not exist in the data are skipped when something follows them
-    (pydantic adds union tags and wrapper fields to locations); the last part is kept, since it
-    names a missing or unknown key. The position is that of the deepest key that exists.
+    Union tags that pydantic adds (a chaos action's type) are skipped; a last part that does not
+    exist is kept, since it names a missing or unknown key; a middle part that does not exist
+    (a value written in shorthand, or a default) ends the path there. The position is that of
+    the deepest key that exists.
     """
     node, path, found = located.data, (), located.positions[()]
     shown: list[str | int] = []
@@ -188,7 +205,11 @@ def locate(located: Located, loc: Loc) -> tuple[Position, str]:
             node, path = node[part], path + (part,)
             found = located.positions.get(path, found)
             shown.append(part)
-        elif i == len(loc) - 1 and not (isinstance(node, dict) and node.get("action") == part):
-            # A missing or unknown key is named; a union tag (the chaos action type) is not.
-            shown.append(part)
+        elif isinstance(node, dict) and node.get("action") == part:
+            continue  # a union tag (the chaos action type) is not a key
+        elif i == len(loc) - 1:
+            shown.append(part)  # a missing or unknown key is named
+            break
+        else:
+            break  # written in shorthand (or filled by a default): point at what was written
     return found, _dotted(tuple(shown))

@@ -196,9 +196,12 @@ def group_pods(pods: list[PodSample], now: float, rule: ScalingRule) -> PodGroup
 def _target_units(rule: ScalingRule) -> float:
     """The target in the units the ratio is computed in (cpu: percent; others: milli-units)."""
     if rule.metric == "cpu":
-        # k8s targetAverageUtilization is an integer percent; round away float noise (0.07*100).
-        return round(rule.target * 100, 9)
-    return max(1, round(rule.target * 1000))
+        # k8s target.averageUtilization is an int32 percent, so a finer target (0.655) is taken
+        # to the nearest percent. A fractional percent would also make ceil(ratio × pods)
+        # overshoot on float noise (ratio 0.5000050 × 2 pods -> 2).
+        return float(max(1, math.floor(rule.target * 100 + 0.5)))
+    # target.averageValue is a Quantity, used as an integer milli-value.
+    return float(max(1, math.floor(rule.target * 1000 + 0.5)))
 
 
 def _usage_ratio(rule: ScalingRule, values: list[int]) -> tuple[float, float]:

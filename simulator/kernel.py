@@ -33,20 +33,21 @@ Backends (all give the same answer; see the tests):
 
 * ``numba`` — :func:`fifo_starts_numba`, compiled. Per pool it uses a linear scan for ``c`` below
   :data:`HEAP_MIN_SERVERS` and a binary heap keyed on ``(free_at, index)`` above. Measured on this
-  2-core machine (M/M/c at ρ = 0.8, one pool): scan 121 / 85 / 67 / 47 M customers/s at
-  c = 4 / 8 / 10 / 16 against heap 76 / 48 / 50 / 42; heap ahead from c ≈ 20 (32: 33 vs 27; 64:
-  27 vs 14). A scan of ≤ 16 contiguous doubles is a few cache-resident compare-and-moves with no
-  bookkeeping, whereas every heap update pays ≈ 2·log₂c hard-to-predict branches and index
-  shuffling; past ~20 servers the scan's O(c) loses to the heap's O(log c). The heap compares
-  (free_at, index) lexicographically, so it picks exactly the server the scan picks, and the
-  choice between them is a pure speed decision.
+  2-core machine through :func:`fifo_starts_numba` (M/M/c at ρ = 0.8, one pool, best of 3), in
+  M customers/s, scan vs heap: c = 8: 64 vs 43; 10: 48 vs 40; 16: 34 vs 33; 20: 29 vs 31;
+  32: 21 vs 26; 64: 12 vs 24. A scan of ≤ ~16 contiguous doubles is a few cache-resident
+  compare-and-moves with no bookkeeping, whereas every heap update pays ≈ 2·log₂c hard-to-predict
+  branches and index shuffling; from ~20 servers the scan's O(c) loses to the heap's O(log c),
+  so both are kept. The heap compares (free_at, index) lexicographically, so it picks exactly the
+  server the scan picks, and the choice between them is a pure speed decision.
 * ``python`` — :func:`fifo_starts_python`, numpy + the standard library, used when numba is not
   importable or ``MATCHDAY_NO_JIT=1``. It groups customers by pool (pools are independent), then
   runs a ``heapq`` loop per pool (tuples ``(free_at, index)``, same tie-break ⇒ bit-identical to
   numba; ``heapq`` is C code and beat ``min``/``list.index`` for every c ≥ 2 here), and for
   single-server pools the vectorised Lindley recursion (see :func:`lindley_starts`), which avoids
-  the Python loop altogether but agrees with it only to rounding (≤ 1e-9 s at match-day times),
-  not bit for bit; pass ``lindley=False`` for the bit-identical loop.
+  the Python loop altogether but agrees with it only to rounding (≤ 1e-9 s at match-day times,
+  ~1e-14 relative beyond), not bit for bit; pass ``lindley=False`` for the bit-identical loop.
+  Speed here, M/M/10: ≈ 3.7 M customers/s (heapq loop); M/M/1: ≈ 40 M/s (Lindley).
 
 :data:`BACKEND` names the backend that :func:`fifo_starts` uses.
 """
@@ -277,29 +278,34 @@ def fifo_starts_python(
 
 if _njit is not None:
 
+    @_njit(cache=True, nogil=True, inline="always")
+    def _before(key_a: float, id_a: int, key_b: float, id_b: int) -> bool:  # pragma: no cover
+        """Heap order: earlier free-at first, then lower server index (the scan's tie-break)."""
+        return key_a < key_b or (key_a == key_b and id_a < id_b)
+
     @_njit(cache=True, nogil=True)
-    def _sift_down(keys: np.ndarray, idx: np.ndarray, c: int, key: float, ident: int) -> None:  # pragma: no cover - compiled
-        """Put (key, ident) at the root of the heap keys[:c]/idx[:c] and restore heap order.
-        Order is lexicographic on (key, ident): the same tie-break as the scan."""
-        pos = 0
+    def _sift_down(keys: np.ndarray, idx: np.ndarray, c: int, pos: int, key: float,
+                   ident: int) -> None:  # pragma: no cover - compiled
+        """Place (key, ident) at ``pos`` of the binary heap keys[:c] / idx[:c] and move it down
+        until both children come after it (its subtrees must already be heaps)."""
         while True:
             child = 2 * pos + 1
             if child >= c:
                 break
             right = child + 1
-            if right < c and (keys[right] < keys[child] or (keys[right] == keys[child] and idx[right] < idx[child])):
+            if right < c and _before(keys[right], idx[right], keys[child], idx[child]):
                 child = right
-            if keys[child] < key or (keys[child] == key and idx[child] < ident):
-                keys[pos] = keys[child]
-                idx[pos] = idx[child]
-                pos = child
-            else:
+            if not _before(keys[child], idx[child], key, ident):
                 break
+            keys[pos] = keys[child]
+            idx[pos] = idx[child]
+            pos = child
         keys[pos] = key
         idx[pos] = ident
 
     @_njit(cache=True, nogil=True)
-    def _kw_numba(arrivals, services, pool, free_at, servers, out, heap_min):  # pragma: no cover - compiled
+    def _kw_numba(arrivals, services, pool, free_at, servers, out, heap_min):  # pragma: no cover
+        """Compiled recursion; arguments as validated by ``_prepare``, ``out`` receives starts."""
         n_pools, width = free_at.shape
         # Heaps only for the pools wide enough to profit (see HEAP_MIN_SERVERS); built from the
         # free-at rows on entry, so the heap is scratch and free_at stays the only state.
@@ -310,33 +316,14 @@ if _njit is not None:
                 break
         heap_keys = np.empty((rows, width))
         heap_idx = np.empty((rows, width), dtype=np.int64)
-        for q in range(n_pools):
+        for q in range(rows):
             c = servers[q]
             if c >= heap_min:
                 for k in range(c):
                     heap_keys[q, k] = free_at[q, k]
                     heap_idx[q, k] = k
-                # Floyd heapify: sift each internal node down (sub-heaps below are valid).
-                for start in range(c // 2 - 1, -1, -1):
-                    key = heap_keys[q, start]
-                    ident = heap_idx[q, start]
-                    pos = start
-                    while True:
-                        child = 2 * pos + 1
-                        if child >= c:
-                            break
-                        right = child + 1
-                        if right < c and (heap_keys[q, right] < heap_keys[q, child] or (
-                                heap_keys[q, right] == heap_keys[q, child] and heap_idx[q, right] < heap_idx[q, child])):
-                            child = right
-                        if heap_keys[q, child] < key or (heap_keys[q, child] == key and heap_idx[q, child] < ident):
-                            heap_keys[q, pos] = heap_keys[q, child]
-                            heap_idx[q, pos] = heap_idx[q, child]
-                            pos = child
-                        else:
-                            break
-                    heap_keys[q, pos] = key
-                    heap_idx[q, pos] = ident
+                for start in range(c // 2 - 1, -1, -1):  # Floyd's heapify, bottom-up
+                    _sift_down(heap_keys[q], heap_idx[q], c, start, heap_keys[q, start], heap_idx[q, start])
         for i in range(arrivals.shape[0]):
             q = pool[i]
             c = servers[q]
@@ -360,7 +347,7 @@ if _njit is not None:
                 out[i] = st
                 done = st + services[i]
                 free_at[q, j] = done
-                _sift_down(heap_keys[q], heap_idx[q], c, done, j)
+                _sift_down(heap_keys[q], heap_idx[q], c, 0, done, j)
 
 
 def fifo_starts_numba(

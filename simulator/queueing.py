@@ -1,4 +1,4 @@
-"""Closed-form queueing results used as test oracles for the simulator (REFERENCE.md, "Queueing oracles").
+"""Closed-form queueing results: the simulator's test oracles (REFERENCE.md, "Queueing oracles").
 
 Conventions: ``lam`` is the arrival rate λ, ``mu`` the service rate μ of one server, ``c`` the
 number of servers; offered load a = λ/μ and utilisation ρ = a/c. ``W`` is the wait in queue

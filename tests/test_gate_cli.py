@@ -173,3 +173,60 @@ def test_console_script_runs_as_a_process():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "ci-smoke" in done.stdout
+
+
+@pytest.mark.parametrize("damage", ["meta_bytes", "events_bytes", "events_t", "scenario_bytes",
+                                    "parquet"])
+def test_gate_damaged_run_dir_exits_2(good_run, tmp_path, damage):
+    broken = tmp_path / "damaged"
+    shutil.copytree(good_run, broken)
+    if damage == "meta_bytes":
+        (broken / "meta.json").write_bytes(b"\xff\xfe{")
+    elif damage == "events_bytes":
+        (broken / "events.jsonl").write_bytes(b"\xff\n")
+    elif damage == "events_t":
+        (broken / "events.jsonl").write_text('{"t": 1, "kind": "a"}\n{"t": "2", "kind": "b"}\n')
+    elif damage == "scenario_bytes":
+        (broken / "scenario.yaml").write_bytes(b"name: \xff\xfe")
+    else:
+        (broken / "requests.parquet").write_bytes(b"PAR1 not really")
+    result = gate(broken)
+    assert result.exit_code == 2, result.output
+
+
+def test_gate_summary_to_missing_directory_exits_2(good_run, tmp_path):
+    result = gate(good_run, "--summary", tmp_path / "no" / "such" / "dir.json")
+    assert result.exit_code == 2 and "cannot write the summary" in result.output
+
+
+def test_gate_refreshes_summary_json_with_mode(good_run):
+    (good_run / "summary.json").unlink(missing_ok=True)
+    assert gate(good_run).exit_code == 0
+    summary = json.loads((good_run / "summary.json").read_text())
+    assert summary["verdict"] == "pass" and summary["mode"] == "sim"
+
+
+def test_gate_locust_csv_rejects_dr_budgets(tmp_path):
+    budgets = _locust_budgets(tmp_path, "budgets:\n  dr: {lost_bets: 0}\n")
+    result = gate("--locust-csv", FIXTURES / "locust" / "x", "--budgets", budgets)
+    assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("? [a, b]\n: 1\n", "a key must be a plain value"),
+    ("a: &x [*x]\n", "too large once its aliases are expanded"),
+    ("a: &a [1,1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+     "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+     "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n",
+     "too large once its aliases are expanded"),
+    ("- a\n- b\n", "a scenario file must be a YAML mapping"),
+    ("", "required key is missing"),
+])
+def test_validate_hostile_yaml_exits_2(tmp_path, text, needle):
+    bad = tmp_path / "hostile.yaml"
+    bad.write_text(text)
+    good = ROOT / "scenarios" / "ci-smoke.yaml"
+    result = runner.invoke(app, ["validate", str(bad), str(good)])
+    assert result.exit_code == 2
+    assert needle in result.output
+    assert "ci-smoke.yaml: ok" in result.output  # the files after a bad one are still checked

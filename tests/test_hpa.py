@@ -471,9 +471,11 @@ def test_constant_load_converges_without_oscillation(
         only_up = not switches and ups[0]
         assert last <= (8 if only_up else 8 + 2 * (300 // 15 + 2)), (last, changes)
     final = decisions[-1].desired
-    # At rest either bound, within tolerance of the load, or as close as ceil(load) allows.
+    # At rest: a bound, within tolerance of the load, or ceil(load) — possibly one pod more,
+    # because metrics are integer milli-values / percents (as in k8s) and ceil(ratio × pods)
+    # is taken in float64 (1.000005 -> 2).
     assert (
         final in (lo, hi)
         or abs(demand / final - 1) <= rule.tolerance + 0.02
-        or final == math.ceil(demand)
+        or final - math.ceil(demand) in (0, 1)
     ), (final, demand, decisions[-1])

@@ -37,14 +37,18 @@ def check(batch_means: np.ndarray, theory: float, what: str) -> None:
     est = float(batch_means.mean())
     hw = T_975_49 * float(batch_means.std(ddof=1)) / math.sqrt(len(batch_means))
     tol = max(3 * hw, 0.02 * abs(theory))
-    assert abs(est - theory) <= tol, f"{what}: estimate {est:.5g} ± {hw:.3g} vs theory {theory:.5g} (tol {tol:.3g})"
+    assert abs(est - theory) <= tol, (
+        f"{what}: estimate {est:.5g} ± {hw:.3g} vs theory {theory:.5g} (tol {tol:.3g})")
 
 
 Stat = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def batch_means(run: Callable[..., np.ndarray], *, lam: float, service: Callable[[np.random.Generator, int], np.ndarray],
-                n: int, seed: int, stats: dict[str, Stat], pools: int = 1, c: int = 1) -> dict[str, np.ndarray]:
+Sampler = Callable[[np.random.Generator, int], np.ndarray]
+
+
+def batch_means(run: Callable[..., np.ndarray], *, lam: float, service: Sampler, n: int, seed: int,
+                stats: dict[str, Stat], pools: int = 1, c: int = 1) -> dict[str, np.ndarray]:
     """Simulate ``n`` Poisson(λ) customers, randomly routed to ``pools`` pools of ``c`` servers,
     one call per batch with the state carried in ``free_at``; return each statistic's batch means.
 
@@ -96,10 +100,12 @@ def test_erlang_c_recursion_matches_factorial_form() -> None:
 def test_mmc_with_one_server_is_mm1_and_sojourn_limit_is_continuous() -> None:
     t = np.array([0.0, 1.0, 5.0])
     assert queueing.mmc_wq(0.8, 1.0, 1) == pytest.approx(queueing.mm1_wq(0.8, 1.0))
-    np.testing.assert_allclose(queueing.mmc_sojourn_sf(t, 0.8, 1.0, 1), queueing.mm1_sojourn_sf(t, 0.8, 1.0))
+    np.testing.assert_allclose(queueing.mmc_sojourn_sf(t, 0.8, 1.0, 1),
+                               queueing.mm1_sojourn_sf(t, 0.8, 1.0))
     np.testing.assert_allclose(queueing.mmc_wait_sf(t, 0.8, 1.0, 1), queueing.mm1_wait_sf(t, 0.8, 1.0))
     # θ = cμ − λ = μ uses the Erlang-2 limit; it must join the general formula continuously.
-    assert queueing.mmc_sojourn_sf(2.0, 3.0, 1.0, 4) == pytest.approx(queueing.mmc_sojourn_sf(2.0, 3.0 + 1e-6, 1.0, 4), rel=1e-5)
+    near = queueing.mmc_sojourn_sf(2.0, 3.0 + 1e-6, 1.0, 4)
+    assert queueing.mmc_sojourn_sf(2.0, 3.0, 1.0, 4) == pytest.approx(near, rel=1e-5)
     assert queueing.mg1_wq(0.8, 1.0, 2.0) == pytest.approx(queueing.mm1_wq(0.8, 1.0))  # exponential S
     with pytest.raises(ValueError):
         queueing.mmc_wq(10.0, 1.0, 10)
@@ -111,7 +117,8 @@ def test_mmc_with_one_server_is_mm1_and_sojourn_limit_is_continuous() -> None:
 
 
 @st.composite
-def workloads(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int]:
+def workloads(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                        np.ndarray | None, int]:
     n_pools = draw(st.integers(1, 5))
     width = draw(st.integers(1, 8))
     n = draw(st.integers(0, 300))
@@ -157,7 +164,8 @@ def test_numba_and_python_are_bit_identical_and_state_carries_over(w, heap_min) 
     assert np.all(whole >= arrivals)
     # The default python path (vectorised Lindley on single-server pools) agrees to rounding.
     f4 = free0.copy()
-    np.testing.assert_allclose(kernel.fifo_starts_python(arrivals, services, pool, f4, servers), whole, rtol=0, atol=1e-9)
+    lindley = kernel.fifo_starts_python(arrivals, services, pool, f4, servers)
+    np.testing.assert_allclose(lindley, whole, rtol=0, atol=1e-9)
     np.testing.assert_allclose(f4, f_py, rtol=0, atol=1e-9)
 
 
@@ -190,7 +198,8 @@ def test_shrinking_and_growing_a_pool_uses_only_the_usable_servers() -> None:
     assert wide[0, 0] == narrow[0, 0] and np.all(wide[0, 1:] == 0)
     # Growing: a new server whose free-at is its ready time is not used before it is ready.
     free = np.array([[1000.0, 50.0]])
-    starts = kernel.fifo_starts(np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.zeros(2, np.int64), free, np.array([2]))
+    starts = kernel.fifo_starts(np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.zeros(2, np.int64),
+                                free, np.array([2]))
     assert starts.tolist() == [50.0, 51.0]
 
 
@@ -198,7 +207,8 @@ def test_lindley_vectorised_matches_loop() -> None:
     rng = np.random.default_rng(3)
     # (λ, μ, customers, initial free-at): match-day scale — 1M customers in ≈ 3.5 h at ρ = 0.8 —
     # plus light load with a busy start, overload, and near-critical load.
-    cases = [(80.0, 100.0, 1_000_000, 0.0), (0.5, 1.0, 50_000, 300.0), (1.3, 1.0, 10_000, 0.0), (0.99, 1.0, 1_000, 2.0)]
+    cases = [(80.0, 100.0, 1_000_000, 0.0), (0.5, 1.0, 50_000, 300.0), (1.3, 1.0, 10_000, 0.0),
+             (0.99, 1.0, 1_000, 2.0)]
     for lam, mu, n, free in cases:
         arrivals = np.cumsum(rng.exponential(1 / lam, n))
         services = rng.exponential(1 / mu, n)
@@ -240,9 +250,11 @@ def test_invalid_inputs_are_refused_before_touching_state() -> None:
 
 def test_no_jit_env_selects_python_backend() -> None:
     code = ("import numpy as np; from simulator import kernel as k; "
-            "f = np.zeros((1, 2)); print(k.BACKEND, k.fifo_starts(np.array([0., 0., 0.]), np.ones(3), np.zeros(3, int), f).tolist())")
+            "f = np.zeros((1, 2)); "
+            "print(k.BACKEND, k.fifo_starts(np.zeros(3), np.ones(3), np.zeros(3, int), f).tolist())")
     env = dict(os.environ, MATCHDAY_NO_JIT="1")
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, check=True)
     assert res.stdout.split(maxsplit=1) == ["python", "[0.0, 0.0, 1.0]\n"]
 
 
@@ -260,18 +272,21 @@ def _exp_service(mu: float) -> Callable[[np.random.Generator, int], np.ndarray]:
 BACKENDS = {"fast": fast, "python": kernel.fifo_starts_python}
 
 
-@pytest.mark.parametrize("backend, n", [("fast", 10_000_000), ("python", 2_000_000)])  # python: Lindley path
+# The python backend runs the M/M/1 case on its vectorised Lindley path.
+@pytest.mark.parametrize("backend, n", [("fast", 10_000_000), ("python", 2_000_000)])
 def test_mm1_mean_wait_and_sojourn_tail(backend: str, n: int) -> None:
     lam, mu, ts = 0.8, 1.0, (1.0, 5.0, 10.0)
     stats: dict[str, Stat] = {"wq": lambda w, t: w}
     stats.update({f"T>{t}": (lambda w, s, t=t: s > t) for t in ts})
-    res = batch_means(BACKENDS[backend], lam=lam, service=_exp_service(mu), n=n, seed=20240601, stats=stats)
+    res = batch_means(BACKENDS[backend], lam=lam, service=_exp_service(mu), n=n, seed=20240601,
+                      stats=stats)
     check(res["wq"], queueing.mm1_wq(lam, mu), "M/M/1 Wq")
     for t in ts:
         check(res[f"T>{t}"], queueing.mm1_sojourn_sf(t, lam, mu), f"M/M/1 P(T>{t})")
 
 
-@pytest.mark.parametrize("backend, n", [("fast", 20_000_000), ("python", 2_000_000)])  # python: heap loop
+# The python backend runs the M/M/10 case on its heapq loop.
+@pytest.mark.parametrize("backend, n", [("fast", 20_000_000), ("python", 2_000_000)])
 def test_mmc_erlang_c_mean_wait_and_wait_tail(backend: str, n: int) -> None:
     # Four independent M/M/10 pools fed by random (Poisson-splitting) routing: each pool is an
     # M/M/10 at ρ = 0.8, so routing and per-pool state are checked along with the recursion.
@@ -288,8 +303,8 @@ def test_mmc_erlang_c_mean_wait_and_wait_tail(backend: str, n: int) -> None:
 def test_mg1_lognormal_pollaczek_khinchine() -> None:
     lam, mean, cv = 0.8, 1.0, 2.0
     m, s, es2 = queueing.lognormal_moments(mean, cv)
-    res = batch_means(fast, lam=lam, service=lambda rng, k: rng.lognormal(m, s, k), n=60_000_000, seed=4242,
-                      stats={"wq": lambda w, _: w})
+    res = batch_means(fast, lam=lam, service=lambda rng, k: rng.lognormal(m, s, k), n=60_000_000,
+                      seed=4242, stats={"wq": lambda w, _: w})
     check(res["wq"], queueing.mg1_wq(lam, mean, es2), "M/G/1 Wq (P-K)")
 
 

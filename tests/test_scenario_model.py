@@ -262,7 +262,10 @@ def test_scaled_divides_match_time_and_scales_load(rich):
     assert rule.scale_up.stabilization_s == pytest.approx(6.0)
     assert rule.scale_up.period_s == pytest.approx(1.5)
     assert rule.scale_down.stabilization_s == pytest.approx(orig.scale_down.stabilization_s / 10)
-    assert rule.readiness_delay_s == pytest.approx(orig.readiness_delay_s / 10)
+    # Metrics-pipeline delays are physical, like a pod's start-up: not compressed.
+    assert rule.readiness_delay_s == orig.readiness_delay_s
+    assert rule.cpu_initialization_s == orig.cpu_initialization_s
+    assert rule.startup_s == orig.startup_s
     assert rule.schedule[0].at == pytest.approx(100)
     assert c.traffic.peak_users == pytest.approx(2000)
     assert c.phase_windows() == {"pre": [(0.0, 120.0)], "live": [(120.0, 360.0)]}
