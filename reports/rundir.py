@@ -147,7 +147,12 @@ def _json_default(value: Any) -> Any:
 def _typed(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for name, dtype in columns.items():
-        if name in frame.columns:
+        if name in frame.columns and dtype == "string" and isinstance(
+                frame[name].dtype, pd.CategoricalDtype):
+            # Categories are strings already, and far cheaper to store for millions of rows.
+            out[name] = frame[name].cat.rename_categories(
+                [str(c) for c in frame[name].cat.categories])
+        elif name in frame.columns:
             out[name] = frame[name].astype(dtype)
         elif dtype == "string":
             out[name] = pd.Series(pd.NA, index=frame.index, dtype="string")

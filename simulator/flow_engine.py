@@ -33,13 +33,15 @@ from scenarios import Scenario
 from simulator import policy
 from simulator.calls import Hop, step_plans
 from simulator.kernel import fifo_starts
-from simulator.network import Links, link_latency_ms
+from simulator.network import Links, StepTable, latencies_ms
 from simulator.workload import Workload
 from simulator.world import Instance, World
 
 SAMPLED_INSTANCES = 2
-MAX_ARRIVALS = 192
+MAX_ARRIVALS = 400
 SAMPLES = 48
+BUFFER = 1 << 16
+_BACKOFF = sum(policy.BACKOFF_S) / 2
 
 
 @dataclasses.dataclass
@@ -52,6 +54,7 @@ class Station:
     servers: int
     mean_s: float
     row: int  # first row of its sampled instances in the shared free-at array
+    key: tuple[str, str] = ("", "")  # (kind, name): which service-time distribution
     instances: int = 0
     arrivals: float = 0.0  # this tick
     sojourn: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
@@ -76,12 +79,13 @@ class FlowEngine:
         for (service, zone) in world.instances:
             spec = topo.services[service]
             self.stations[("service", service, zone)] = Station(
-                "service", service, zone, spec.concurrency, spec.service_time_ms.mean / 1000, row)
+                "service", service, zone, spec.concurrency, spec.service_time_ms.mean / 1000, row,
+                key=("service", service))
             row += SAMPLED_INSTANCES
         for name, db in topo.databases.items():
             self.stations[("db", name, "")] = Station(
                 "db", name, "", db.max_connections, db.service_time_ms.mean / 1000, row,
-                instances=1)
+                key=("db", name), instances=1)
             row += 1
         width = max(s.servers for s in self.stations.values())
         self.free_at = np.zeros((row, width))
@@ -92,6 +96,12 @@ class FlowEngine:
         self.service_dists = {("service", n): s.service_time_ms for n, s in topo.services.items()}
         self.service_dists.update({("db", n): d.service_time_ms for n, d in topo.databases.items()})
         self.cache_dists = {n: c.service_time_ms for n, c in topo.caches.items()}
+        self._buffers: dict[tuple[str, str], np.ndarray] = {}
+        self._empty = np.zeros(0)
+        self._mean_of_row = np.zeros(row)
+        for st in self.stations.values():
+            count = 1 if st.kind == "db" else SAMPLED_INSTANCES
+            self._mean_of_row[st.row:st.row + count] = st.mean_s
         self.arrived: collections.Counter[str] = collections.Counter()
         self.completed: collections.Counter[str] = collections.Counter()
         self.failed: collections.Counter[str] = collections.Counter()
@@ -99,6 +109,8 @@ class FlowEngine:
         self._zones = [""] + list(world.zones)
         self._zone_index = {z: i for i, z in enumerate(self._zones)}
         self._step_index = {s: i for i, s in enumerate(self.steps)}
+        self._step_table = StepTable.of([topo.steps[s] for s in self.steps])
+        self._writes = [topo.steps[s].write for s in self.steps]
         self._pending_fluid: list[tuple[int, float, float]] = []
 
     # -- Engine protocol -------------------------------------------------------------------------
@@ -138,63 +150,83 @@ class FlowEngine:
 
     # -- one tick --------------------------------------------------------------------------------
     def _queue_tick(self, now: float, visits: collections.Counter) -> None:
-        arrivals, services, pools = [], [], []
-        tick_starts: list[tuple[Station, int, int, int]] = []
-        offset = 0
+        """Feed this tick's arrivals to every station's sampled instances through the kernel."""
+        live: list[tuple[Station, int]] = []
+        rows, rates = [], []
         for key, st in self.stations.items():
             expected = visits.get(key, 0.0)
-            st.arrivals = float(self.rng.poisson(expected)) if expected > 0 else 0.0
             n = st.instances if st.kind == "service" else 1
-            st.sojourn = np.zeros(0)
-            if n == 0 or st.arrivals == 0:
-                st.utilisation = 0.0 if st.arrivals == 0 else 1.0
+            st.sojourn = self._empty
+            st.arrivals = expected
+            if n == 0 or expected <= 0:
+                st.utilisation = 0.0 if expected <= 0 else 1.0
                 continue
             sampled = min(n, SAMPLED_INSTANCES) if st.kind == "service" else 1
-            per_instance = st.arrivals / n
+            per_instance = expected / n
             st.utilisation = min(1.0, per_instance * st.mean_s / st.servers)
-            dist = self.service_dists[(st.kind, st.name)]
-            for j in range(sampled):
-                count = int(self.rng.poisson(per_instance))
-                fraction = min(1.0, MAX_ARRIVALS / count) if count else 1.0
-                k = int(round(count * fraction))
-                if k == 0:
-                    continue
-                times = now + np.sort(self.rng.random(k)) * fraction
-                arrivals.append(times)
-                services.append(dist.sample(self.rng, k) / 1000)
-                pools.append(np.full(k, st.row + j, dtype=np.int64))
-                tick_starts.append((st, offset, k, st.row + j))
-                offset += k
-                if fraction < 1.0:
-                    # The rest of the tick's arrivals, as fluid work per server.
-                    rest = (count - k) * st.mean_s / st.servers
-                    self._pending_fluid.append((st.row + j, now + fraction, rest))
-        if not arrivals:
+            live.append((st, sampled))
+            rows.extend(range(st.row, st.row + sampled))
+            rates.extend([per_instance] * sampled)
+        if not live:
             return
-        a = np.concatenate(arrivals)
-        s = np.concatenate(services)
-        p = np.concatenate(pools)
-        # The kernel takes arrivals in time order (each pool's order is what matters).
-        order = np.argsort(a, kind="stable")
-        starts = np.empty_like(a)
-        starts[order] = fifo_starts(a[order], s[order], p[order], self.free_at, self.usable)
-        for row, window_end, rest in self._pending_fluid:
-            # Fluid queue over the rest of the tick: the backlog left by the sampled window plus
-            # the remaining work, less the time there is to serve it (work is conserved).
-            servers = self.free_at[row, : self.usable[row]]
+        pool_rows = np.array(rows, dtype=np.int64)
+        counts = self.rng.poisson(np.array(rates))
+        fraction = np.where(counts > MAX_ARRIVALS, MAX_ARRIVALS / np.maximum(counts, 1), 1.0)
+        taken = np.minimum(counts, MAX_ARRIVALS)
+        total = int(taken.sum())
+        pool = np.repeat(pool_rows, taken)
+        arrivals = now + self._sorted_uniforms(taken) * np.repeat(fraction, taken)
+        services = np.empty(total)
+        ends = np.cumsum(taken)
+        bounds: list[tuple[Station, int, int]] = []
+        i = 0
+        for st, sampled in live:
+            start = int(ends[i - 1]) if i else 0
+            end = int(ends[i + sampled - 1])
+            services[start:end] = self._service_draws(st, end - start)
+            bounds.append((st, start, end))
+            i += sampled
+        starts = fifo_starts(arrivals, services, pool, self.free_at, self.usable, validate=False)
+        # Past MAX_ARRIVALS only the first part of the tick was simulated; the rest of its work
+        # is fluid: the backlog left by that window plus the remaining work, less the time left
+        # to serve it (work is conserved, so overload still builds a backlog).
+        partial = np.flatnonzero(fraction < 1.0)
+        for p in partial:
+            row = pool_rows[p]
+            width = self.usable[row]
+            window_end = now + fraction[p]
+            rest = (counts[p] - taken[p]) * self._mean_of_row[row] / width
+            servers = self.free_at[row, :width]
             backlog = np.maximum(servers - window_end, 0.0) + rest - (now + 1 - window_end)
             servers[:] = now + 1 + np.maximum(backlog, 0.0)
-        self._pending_fluid.clear()
-        sojourn = starts - a + s
-        by_station: dict[int, list[np.ndarray]] = collections.defaultdict(list)
-        for st, start, k, _row in tick_starts:
-            by_station[id(st)].append(sojourn[start:start + k])
-        for st in self.stations.values():
-            parts = by_station.get(id(st))
-            if parts:
-                st.sojourn = np.concatenate(parts)
-                waits = np.maximum(self.free_at[st.row:st.row + 1, : st.servers] - (now + 1), 0)
-                st.backlog = float(waits.sum() / st.mean_s) * max(1, st.instances)
+        sojourn = starts - arrivals + services
+        for st, start, end in bounds:
+            st.sojourn = sojourn[start:end]
+            waits = np.maximum(self.free_at[st.row, : st.servers] - (now + 1), 0.0)
+            st.backlog = float(waits.sum() / st.mean_s) * max(1, st.instances)
+
+    def _sorted_uniforms(self, sizes: np.ndarray) -> np.ndarray:
+        """Sorted uniforms on [0, 1) for each segment of ``sizes``, without sorting: normalised
+        partial sums of exponentials (the spacings of uniform order statistics)."""
+        seg = sizes + 1
+        e = self.rng.standard_exponential(int(seg.sum()))
+        csum = np.cumsum(e)
+        ends = np.cumsum(seg)
+        before = csum[ends - seg] - e[ends - seg]
+        span = csum[ends - 1] - before
+        values = (csum - np.repeat(before, seg)) / np.repeat(span, seg)
+        last = np.zeros(len(e), dtype=bool)
+        last[ends - 1] = True
+        return values[~last]
+
+    def _service_draws(self, st: Station, k: int) -> np.ndarray:
+        """``k`` service times (s) of a station, sliced from a long pre-drawn buffer."""
+        buffer = self._buffers.get(st.key)
+        if buffer is None:
+            dist = self.service_dists[st.key]
+            buffer = self._buffers[st.key] = dist.sample(self.rng, BUFFER) / 1000
+        start = int(self.rng.integers(0, BUFFER - k)) if k < BUFFER else 0
+        return buffer[start:start + k]
 
     def _compose(self, hops: tuple[Hop, ...], zone: str, n: int, parallel: bool,
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -247,15 +279,18 @@ class FlowEngine:
         return dist.sample(self.rng, n) / 1000  # idle station: no wait
 
     def _tick(self, now: float) -> None:
+        self._table = self.links.table(now)
         zones = self.world.routed_zones()
-        rates = {s: self.workload.rate(s, now + 0.5) for s in self.steps}
-        counts = {s: int(self.rng.poisson(r)) if r > 0 else 0 for s, r in rates.items()}
+        rates = self.workload.rates(now + 0.5)
+        batch: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]] = []
         per_zone: dict[tuple[str, str], int] = {}
-        for step, count in counts.items():
+        for step, rate in rates.items():
+            count = int(self.rng.poisson(rate)) if rate > 0 else 0
             self.arrived[step] += count
             if not zones:
-                if count:
-                    self._record(step, "", now, count, np.full(1, 0.0), np.ones(1, dtype=bool))
+                if count:  # nowhere to send it: every request fails at once
+                    batch.append((self._step_index[step], 0, np.zeros(1),
+                                  np.ones(1, dtype=bool), np.array([count])))
                 continue
             split = self.rng.multinomial(count, [1 / len(zones)] * len(zones))
             for zone, c in zip(zones, split):
@@ -284,42 +319,47 @@ class FlowEngine:
                 continue
             m = min(total, SAMPLES)
             lat, bad = self._compose(self.plans[step], zone, m, False)
-            weights = self.rng.multinomial(total, [1 / m] * m)
+            weights = np.full(m, total // m)
+            weights[: total % m] += 1  # samples are random, so which ones carry the +1 is too
             # The share of requests that first hit a dead zone waited for an attempt timeout.
             delay = np.where(self.rng.random(m) < retried / total,
-                             policy.ATTEMPT_TIMEOUT_S + np.mean(policy.BACKOFF_S), 0.0)
+                             policy.ATTEMPT_TIMEOUT_S + _BACKOFF, 0.0)
             # A failed attempt is retried once; a database that refuses refuses again.
-            delay = delay + np.where(bad, policy.REFUSED_S + np.mean(policy.BACKOFF_S), 0.0)
-            self._record(step, zone, now, None, lat + delay, bad, weights=weights)
+            delay = delay + np.where(bad, policy.REFUSED_S + _BACKOFF, 0.0)
+            batch.append((self._step_index[step], self._zone_index[zone], lat + delay, bad,
+                          weights))
+        if batch:
+            self._record(now, batch)
 
-    def _record(self, step: str, zone: str, now: float, count: int | None, latency_s: np.ndarray,
-                failed: np.ndarray, weights: np.ndarray | None = None) -> None:
-        if weights is None:
-            weights = np.full(len(latency_s), count // len(latency_s))
-            weights[: count % len(latency_s)] += 1
-        spec = self.scenario.topology.steps[step]
+    def _record(self, now: float, batch: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]
+                ) -> None:
+        """Add the mobile link to a tick's samples and keep them as weighted histogram rows."""
+        sizes = [len(b[2]) for b in batch]
+        step = np.repeat([b[0] for b in batch], sizes)
+        zone = np.repeat([b[1] for b in batch], sizes)
+        latency_s = np.concatenate([b[2] for b in batch])
+        ok = ~np.concatenate([b[3] for b in batch])
+        weights = np.concatenate([b[4] for b in batch])
         links = self.rng.choice(len(self.links.names), len(latency_s), p=self.links.shares)
-        total_ms = latency_s * 1000
-        for li in np.unique(links):
-            mask = links == li
-            profile = self.links.profile(self.links.names[li], now)
-            total_ms[mask] += link_latency_ms(profile, spec, self.rng, int(mask.sum()))
-        ok = ~failed
+        total_ms = latency_s * 1000 + latencies_ms(self._table, links, self._step_table, step,
+                                                   self.rng)
         timeout = total_ms > policy.CLIENT_TIMEOUT_S * 1000
         total_ms = np.where(timeout, policy.CLIENT_TIMEOUT_S * 1000, total_ms)
         ok &= ~timeout
-        good = int(weights[ok].sum())
-        self.completed[step] += good
-        self.failed[step] += int(weights.sum()) - good
-        if spec.write:
-            self.world.writes_acknowledged += good
+        good = np.bincount(step, weights=weights * ok, minlength=len(self.steps))
+        every = np.bincount(step, weights=weights, minlength=len(self.steps))
+        for i in np.flatnonzero(every):
+            name = self.steps[i]
+            self.completed[name] += int(good[i])
+            self.failed[name] += int(every[i] - good[i])
+            if self._writes[i]:
+                self.world.writes_acknowledged += int(good[i])
         # One row per weighted sample: the histogram reader merges equal buckets, so there is
-        # no need to aggregate here (and per-tick pandas work would dominate the run time).
+        # no need to aggregate here (per-tick pandas work would dominate the run time).
         keep = weights > 0
-        n = int(keep.sum())
-        self._rows.append((np.full(n, int(now)), np.full(n, self._step_index[step]),
-                           np.full(n, self._zone_index[zone]), links[keep], ok[keep],
-                           histogram.bucket_of(total_ms[keep]), weights[keep]))
+        self._rows.append((np.full(int(keep.sum()), int(now)), step[keep], zone[keep],
+                           links[keep], ok[keep], histogram.bucket_of(total_ms[keep]),
+                           weights[keep]))
 
     # -- processes ---------------------------------------------------------------------------
     def arrivals(self, until: float) -> Iterator[simpy.Event]:

@@ -243,7 +243,8 @@ def recommend(rule: ScalingRule, current: int, groups: PodGroups) -> Recommendat
         if abs(1.0 - ratio) <= tol:
             return Recommendation(current, ratio, ratio, usage, "within tolerance")
         replicas = math.ceil(ratio * float(groups.ready))
-        return Recommendation(replicas, ratio, ratio, usage, _direction_reason(rule, replicas, current))
+        reason = _direction_reason(rule, replicas, current)
+        return Recommendation(replicas, ratio, ratio, usage, reason)
 
     if groups.missing:
         if ratio < 1.0:
@@ -260,15 +261,20 @@ def recommend(rule: ScalingRule, current: int, groups: PodGroups) -> Recommendat
         values += [0] * groups.unready
 
     new_ratio, _ = _usage_ratio(rule, values)
+
+    def keep(reason: str) -> Recommendation:
+        return Recommendation(current, new_ratio, ratio, usage, reason)
+
     if abs(1.0 - new_ratio) <= tol:
-        return Recommendation(current, new_ratio, ratio, usage, "within tolerance after substitution")
+        return keep("within tolerance after substitution")
     if (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
-        return Recommendation(current, new_ratio, ratio, usage, "direction flipped after substitution")
+        return keep("direction flipped after substitution")
     replicas = math.ceil(new_ratio * float(len(values)))
     if (new_ratio < 1.0 and replicas > current) or (new_ratio > 1.0 and replicas < current):
         # Fewer pods than replicas (or more) can make ceil(ratio × pods) point the wrong way.
-        return Recommendation(current, new_ratio, ratio, usage, "pod count would reverse the direction")
-    return Recommendation(replicas, new_ratio, ratio, usage, _direction_reason(rule, replicas, current))
+        return keep("pod count would reverse the direction")
+    reason = _direction_reason(rule, replicas, current)
+    return Recommendation(replicas, new_ratio, ratio, usage, reason)
 
 
 def _direction_reason(rule: ScalingRule, replicas: int, current: int) -> str:

@@ -109,9 +109,11 @@ def _prepare(
     pool: np.ndarray,
     free_at: np.ndarray,
     servers: np.ndarray | None,
+    validate: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Validate and normalise the inputs; return (arrivals, services, pool, servers) as
-    contiguous float64 / int64 arrays. ``free_at`` is checked, never copied: it is the state."""
+    contiguous float64 / int64 arrays. ``free_at`` is checked, never copied: it is the state.
+    ``validate=False`` skips the O(n) value checks (for callers that build valid arrays)."""
     if not isinstance(free_at, np.ndarray) or free_at.dtype != np.float64 or free_at.ndim != 2:
         raise TypeError("free_at must be a 2-D float64 numpy array (n_pools, C)")
     if not (free_at.flags.c_contiguous and free_at.flags.writeable):
@@ -136,18 +138,28 @@ def _prepare(
             raise ValueError(f"servers must have shape ({n_pools},), got {srv.shape}")
         if srv.size and (srv.min() < 0 or srv.max() > width):
             raise ValueError(f"servers must lie in [0, {width}] (the columns of free_at)")
-    if a.size:
+    if a.size and validate:
         if not (np.isfinite(a).all() and np.isfinite(s).all()):
             raise ValueError("arrivals and services must be finite")
         if s.min() < 0:
             raise ValueError("services must be non-negative")
-        if np.any(a[1:] < a[:-1]):
-            raise ValueError("arrivals must be sorted ascending (FIFO order is arrival order)")
+        if np.any(a[1:] < a[:-1]) and not _sorted_within_pools(a, p):
+            raise ValueError("arrivals must be in time order within each pool "
+                             "(FIFO order is arrival order)")
         if p.min() < 0 or p.max() >= n_pools:
             raise ValueError(f"pool indices must lie in [0, {n_pools})")
         if srv.min() < 1 and np.any(srv[p] < 1):
             raise ValueError("a customer was routed to a pool with no usable server")
     return a, s, p, srv
+
+
+def _sorted_within_pools(a: np.ndarray, p: np.ndarray) -> bool:
+    """Whether each pool's arrivals, taken in the given order, are in time order. Pools are
+    independent, so only that order matters (customers of one pool may interleave others)."""
+    if np.any(p[1:] < p[:-1]):  # not grouped by pool: group them (stably) first
+        order = np.argsort(p, kind="stable")
+        a, p = a[order], p[order]
+    return not np.any((a[1:] < a[:-1]) & (p[1:] == p[:-1]))
 
 
 # --- python backend -----------------------------------------------------------------------------
@@ -356,12 +368,13 @@ def fifo_starts_numba(
     pool: np.ndarray,
     free_at: np.ndarray,
     servers: np.ndarray | None = None,
+    validate: bool = True,
 ) -> np.ndarray:
     """Compiled backend of :func:`fifo_starts` (same contract); raises ``RuntimeError`` when
     numba is unavailable or disabled by ``MATCHDAY_NO_JIT``."""
     if _njit is None:
         raise RuntimeError("numba backend unavailable (numba not importable or MATCHDAY_NO_JIT=1)")
-    a, s, p, srv = _prepare(arrivals, services, pool, free_at, servers)
+    a, s, p, srv = _prepare(arrivals, services, pool, free_at, servers, validate)
     out = np.empty(a.shape[0])
     if a.shape[0]:
         _kw_numba(a, s, p, free_at, srv, out, HEAP_MIN_SERVERS)
@@ -374,12 +387,14 @@ def fifo_starts(
     pool: np.ndarray,
     free_at: np.ndarray,
     servers: np.ndarray | None = None,
+    validate: bool = True,
 ) -> np.ndarray:
     """Start times of FIFO service for customers routed to independent multi-server pools.
 
     Contract:
-      * ``arrivals`` — float64 seconds, sorted ascending (ties allowed; tied customers are served
-        in the order given). ``services`` — same length, ≥ 0. ``pool`` — same length, integer
+      * ``arrivals`` — float64 seconds, in time order within each pool (ties allowed; tied
+        customers are served in the order given; customers of different pools may come in any
+        order relative to each other). ``services`` — same length, ≥ 0. ``pool`` — same length, integer
         index in ``[0, n_pools)`` of the pool each customer was routed to.
       * ``free_at`` — float64 array ``(n_pools, C)``, C-contiguous: when each server of each pool
         becomes free (0 or the current time for an idle server). UPDATED IN PLACE; pass it again
@@ -388,10 +403,11 @@ def fifo_starts(
         is used (default: all C). Columns beyond are left untouched. A pool with 0 servers must
         receive no customers (``ValueError``).
       * Returns ``start`` (float64, same length): wait = start − arrival ≥ 0.
-      * Invalid inputs raise ``ValueError``/``TypeError`` before any state is touched.
+      * Invalid inputs raise ``ValueError``/``TypeError`` before any state is touched;
+        ``validate=False`` skips the O(n) value checks for arrays the caller built itself.
 
     Dispatches to :func:`fifo_starts_numba` or :func:`fifo_starts_python` per :data:`BACKEND`.
     """
     if BACKEND == "numba":
-        return fifo_starts_numba(arrivals, services, pool, free_at, servers)
+        return fifo_starts_numba(arrivals, services, pool, free_at, servers, validate)
     return fifo_starts_python(arrivals, services, pool, free_at, servers)

@@ -11,6 +11,7 @@ in one with probability for_s / every_s and then waits a uniform part of it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -44,31 +45,92 @@ class Links:
                     profile = profile.model_copy(update=action.set.model_dump(exclude_none=True))
         return profile
 
+    def table(self, t: float) -> LinkTable:
+        """Every link in ``names`` order, as it is at ``t``."""
+        return LinkTable.of([self.profile(name, t) for name in self.names])
+
     def degraded(self, t: float) -> list[str]:
         """Links under a degradation at ``t`` (for the timeline)."""
         return [a.link for a in self._degradations if a.at <= t < a.end]
 
 
+@dataclasses.dataclass(frozen=True)
+class LinkTable:
+    """Profiles as parallel arrays (one entry per profile) for drawing many latencies at once."""
+
+    rtt: np.ndarray
+    up: np.ndarray
+    down: np.ndarray
+    jitter: np.ndarray
+    loss: np.ndarray
+    outage_share: np.ndarray
+    outage_ms: np.ndarray
+
+    @classmethod
+    def of(cls, profiles: list[LinkProfile]) -> "LinkTable":
+        def col(f) -> np.ndarray:
+            return np.array([f(p) for p in profiles], dtype=float)
+
+        return cls(col(lambda p: p.rtt_ms), col(lambda p: p.up_kbps), col(lambda p: p.down_kbps),
+                   col(lambda p: p.jitter_ms), col(lambda p: p.loss),
+                   col(lambda p: min(1.0, p.outage.for_s / p.outage.every_s) if p.outage else 0.0),
+                   col(lambda p: p.outage.for_s * 1000 if p.outage else 0.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class StepTable:
+    """What the network sees of each step, as parallel arrays (one entry per step)."""
+
+    trips: np.ndarray
+    up_bytes: np.ndarray
+    down_bytes: np.ndarray
+    packets: np.ndarray
+    rounds: np.ndarray
+
+    @classmethod
+    def of(cls, steps: list[Step]) -> "StepTable":
+        trips = [0.5 if s.kind == "push" else float(s.round_trips) for s in steps]
+        up = [0 if s.kind == "push" else s.request_bytes for s in steps]
+        down = [s.response_bytes for s in steps]
+        packets = [math.ceil(u / PACKET_BYTES) + max(1, math.ceil(d / PACKET_BYTES))
+                   for u, d in zip(up, down)]
+        return cls(np.array(trips), np.array(up, dtype=float), np.array(down, dtype=float),
+                   np.array(packets, dtype=np.int64),
+                   np.array([max(1, math.ceil(t)) for t in trips], dtype=np.int64))
+
+
+def latencies_ms(links: LinkTable, link: np.ndarray, steps: StepTable, step: np.ndarray,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Network time (ms) of each request: request ``i`` is step ``step[i]`` over ``link[i]``.
+
+    A push (one-way) costs half an RTT; a request its round trips. Jitter is |N(0, jitter)|
+    per round trip.
+    """
+    n = len(link)
+    rtt = links.rtt[link]
+    # kbps is bits per millisecond, so bytes × 8 / kbps is milliseconds.
+    out = (steps.trips[step] * rtt + steps.up_bytes[step] * 8 / links.up[link]
+           + steps.down_bytes[step] * 8 / links.down[link])
+    jitter = links.jitter[link]
+    if jitter.any():
+        rounds = steps.rounds[step]
+        width = int(rounds.max())
+        draws = np.abs(rng.normal(0.0, 1.0, (n, width)))
+        if width > 1:
+            draws = np.where(np.arange(width) < rounds[:, None], draws, 0.0)
+        out += draws.sum(axis=1) * jitter
+    loss = links.loss[link]
+    if loss.any():
+        out += rng.binomial(steps.packets[step], loss) * np.maximum(MIN_RTO_MS, rtt)
+    share = links.outage_share[link]
+    if share.any():
+        caught = rng.random(n) < share
+        out += np.where(caught, rng.random(n) * links.outage_ms[link], 0.0)
+    return out
+
+
 def link_latency_ms(profile: LinkProfile, step: Step, rng: np.random.Generator,
                     n: int) -> np.ndarray:
     """``n`` samples of the network time (ms) ``step`` costs over ``profile``."""
-    if step.kind == "push":
-        trips, up_bytes = 0.5, 0
-    else:
-        trips, up_bytes = float(step.round_trips), step.request_bytes
-    down_bytes = step.response_bytes
-    # kbps is bits per millisecond, so bytes × 8 / kbps is milliseconds.
-    base = trips * profile.rtt_ms + up_bytes * 8 / profile.up_kbps + down_bytes * 8 / profile.down_kbps
-    out = np.full(n, base)
-    if profile.jitter_ms > 0:
-        rounds = max(1, math.ceil(trips))
-        out += np.abs(rng.normal(0.0, profile.jitter_ms, (n, rounds))).sum(axis=1)
-    if profile.loss > 0:
-        packets = math.ceil(up_bytes / PACKET_BYTES) + max(1, math.ceil(down_bytes / PACKET_BYTES))
-        lost = rng.binomial(packets, profile.loss, n)
-        out += lost * max(MIN_RTO_MS, profile.rtt_ms)
-    if profile.outage is not None:
-        o = profile.outage
-        caught = rng.random(n) < min(1.0, o.for_s / o.every_s)
-        out += np.where(caught, rng.uniform(0.0, o.for_s * 1000, n), 0.0)
-    return out
+    zeros = np.zeros(n, dtype=np.int64)
+    return latencies_ms(LinkTable.of([profile]), zeros, StepTable.of([step]), zeros, rng)

@@ -18,7 +18,7 @@ import simpy
 from scenarios import Scenario
 from simulator import policy
 from simulator.calls import Hop, step_plans
-from simulator.network import Links, link_latency_ms
+from simulator.network import Links, StepTable, latencies_ms
 from simulator.sampling import BlockSampler, UniformSampler
 from simulator.workload import Workload
 from simulator.world import Instance, World
@@ -133,6 +133,7 @@ class RequestEngine:
         self.links = Links(scenario)
         self.plans = step_plans(scenario)
         self.steps = list(scenario.topology.steps)
+        self._step_table = StepTable.of([scenario.topology.steps[s] for s in self.steps])
         self.servers: dict[int, Server] = {}
         self.pools: dict[tuple[str, str], list[Server]] = collections.defaultdict(list)
         self.db_servers = {name: Server(self.env, d.max_connections)
@@ -266,12 +267,10 @@ class RequestEngine:
         self.db_servers[hop.name].submit(Job(self._sampler(hop)(), answered))
 
     # -- requests ---------------------------------------------------------------------------------
-    def arrive(self, step: str, link: int) -> None:
-        """A request of ``step`` from a user on link number ``link`` starts now."""
+    def arrive(self, step: str, link: int, network: float) -> None:
+        """A request of ``step`` from a user on link number ``link`` starts now; the mobile link
+        will add ``network`` ms to what the servers take."""
         now = self.env.now
-        profile = self.links.profile(self.links.names[link], now)
-        network = float(link_latency_ms(profile, self.scenario.topology.steps[step],
-                                        self.rng, 1)[0])
         self._ids += 1
         req = Request(self._ids, step, link, now, network)
         self.in_flight[req.id] = req
@@ -355,17 +354,21 @@ class RequestEngine:
         steps = self.steps
         while self.env.now < until:
             second = self.env.now
-            rates = np.array([self.workload.rate(s, second + 0.5) for s in steps])
+            rate_of = self.workload.rates(second + 0.5)
+            rates = np.array([rate_of[s] for s in steps])
             counts = self.rng.poisson(rates)
             total = int(counts.sum())
             if total:
                 offsets = self.rng.random(total)
                 which = np.repeat(np.arange(len(steps)), counts)
                 links = self.rng.choice(len(self.links.names), total, p=self.links.shares)
-                order = np.argsort(offsets)
-                for i in order:
+                # The link as it is at the start of this second (degradations start on seconds).
+                network = latencies_ms(self.links.table(second), links, self._step_table, which,
+                                       self.rng)
+                for i in np.argsort(offsets):
                     self.env.timeout(float(offsets[i])).callbacks.append(
-                        lambda _e, s=steps[which[i]], l=int(links[i]): self.arrive(s, l))
+                        lambda _e, s=steps[which[i]], l=int(links[i]), n=float(network[i]):
+                        self.arrive(s, l, n))
             self.mark_servers()
             yield self.env.timeout(1.0)
 

@@ -52,6 +52,15 @@ class Workload:
                                        flood.rps, 0.0)
         return float(rate) if np.ndim(rate) == 0 else rate
 
+    def rates(self, t: float) -> dict[str, float]:
+        """Every step's arrival rate at ``t`` (the wave sampled once)."""
+        users = float(self.scenario.users_at(t))
+        out = {step: users * per_user for step, per_user in self.per_user.items()}
+        for flood in self.floods:
+            if flood.at <= t < flood.end:
+                out[flood.step] += flood.rps
+        return out
+
     def total_requests(self, resolution_s: float = 10.0) -> float:
         """Expected number of requests and pushes over the whole day (for choosing a fidelity)."""
         t = np.arange(0.0, self.scenario.duration, resolution_s) + resolution_s / 2

@@ -123,6 +123,8 @@ class World:
         self.caches = {name: CacheState(c.hit_ratio, c.ttl_s) for name, c in topo.caches.items()}
         self.databases = {name: DatabaseState(name, d.region) for name, d in topo.databases.items()}
         self.autoscalers: dict[tuple[str, str], Autoscaler] = {}
+        self._ready_count: dict[tuple[str, str], int] = {}
+        self._zone_pools: dict[str, list[tuple[str, str]]] = {z: [] for z in self.zones}
         self.desired: dict[tuple[str, str], int] = {}
         self.writes_acknowledged = 0
         self.writes_lost = 0
@@ -133,6 +135,8 @@ class World:
                 if zone.region in regions:
                     key = (service, zone.name)
                     self.instances[key] = []
+                    self._ready_count[key] = 0
+                    self._zone_pools[zone.name].append(key)
                     self.desired[key] = spec.instances
                     if service in scenario.autoscaling:
                         self.autoscalers[key] = Autoscaler(scenario.autoscaling[service],
@@ -166,6 +170,7 @@ class World:
 
     def _ready(self, inst: Instance) -> None:
         inst.state = "ready"
+        self._ready_count[(inst.service, inst.zone)] += 1
         if inst.ready_at is None:
             inst.ready_at = self.env.now
         assert self.engine is not None
@@ -178,6 +183,7 @@ class World:
         was_serving = inst.state == "ready"
         inst.state = "dead" if lost else "draining"
         if was_serving:
+            self._ready_count[(inst.service, inst.zone)] -= 1
             assert self.engine is not None
             self.engine.instance_gone(inst, lost)
         if not lost:
@@ -203,7 +209,14 @@ class World:
 
     # -- routing facts the engines use -----------------------------------------------------------
     def routed_zones(self) -> list[str]:
-        return [z.name for z in self.zones.values() if z.routed(self.env.now)]
+        """Zones the edge sends requests to now: a live zone once each of its pools has a ready
+        pod (its health checks pass), and a lost zone until the loss is detected."""
+        now = self.env.now
+        return [z.name for z in self.zones.values()
+                if z.routed(now) and (not z.up or self._serving(z.name))]
+
+    def _serving(self, zone: str) -> bool:
+        return all(self._ready_count[key] > 0 for key in self._zone_pools[zone])
 
     def database_region(self, name: str) -> str:
         return self.databases[name].region
@@ -242,7 +255,8 @@ class World:
                               self.engine.utilisation(i, since) if z.reachable and i.serving
                               else None)
                     for i in self.live(service, zone)]
-            decision = scaler.decide(self.env.now, len(pods), pods)
+            # Like the HPA, compare with the deployment's replica count, not the pods alive.
+            decision = scaler.decide(self.env.now, self.desired[key], pods)
             if decision.desired != decision.current:
                 self.events.append(decision.as_event())
                 self.desired[key] = decision.desired
@@ -281,6 +295,7 @@ class World:
     def _cut(self, inst: Instance) -> None:
         assert self.engine is not None
         if inst.state == "ready":
+            self._ready_count[(inst.service, inst.zone)] -= 1
             self.engine.instance_gone(inst, True)
             inst.state = "unreachable"  # still running (and billed); back when the partition heals
 
