@@ -187,19 +187,29 @@ class FlowEngine:
             bounds.append((st, start, end))
             i += sampled
         starts = fifo_starts(arrivals, services, pool, self.free_at, self.usable, validate=False)
-        # Past MAX_ARRIVALS only the first part of the tick was simulated; the rest of its work
-        # is fluid: the backlog left by that window plus the remaining work, less the time left
-        # to serve it (work is conserved, so overload still builds a backlog).
-        partial = np.flatnonzero(fraction < 1.0)
-        for p in partial:
+        sojourn = starts - arrivals + services
+        # Past MAX_ARRIVALS only the first part of the tick was simulated. The rest of it joins
+        # the next window: a backlog the window left is kept (successive windows then form one
+        # sample path at this tick's rate, which is what stationary waits need), grows by the
+        # fluid excess when the rest of the tick is overloaded, and drains at the fluid rate
+        # when it is far above the waits the window saw (after an overload).
+        for p in np.flatnonzero(fraction < 1.0):
             row = pool_rows[p]
             width = self.usable[row]
             window_end = now + fraction[p]
-            rest = (counts[p] - taken[p]) * self._mean_of_row[row] / width
+            gap = now + 1 - window_end
+            work = (counts[p] - taken[p]) * self._mean_of_row[row] / width
+            segment = slice(int(ends[p] - taken[p]), int(ends[p]))
+            typical = 4 * float(np.mean(starts[segment] - arrivals[segment] + services[segment]))
             servers = self.free_at[row, :width]
-            backlog = np.maximum(servers - window_end, 0.0) + rest - (now + 1 - window_end)
-            servers[:] = now + 1 + np.maximum(backlog, 0.0)
-        sojourn = starts - arrivals + services
+            # Measured from the window's last arrival: the next window's first arrival then
+            # follows it by one interarrival time, as in an unbroken path.
+            backlog = servers - arrivals[segment][-1]
+            if work >= gap:
+                carried = np.maximum(backlog, 0.0) + (work - gap)
+            else:
+                carried = np.maximum(backlog - (gap - work), np.minimum(backlog, typical))
+            servers[:] = now + 1 + carried
         for st, start, end in bounds:
             st.sojourn = sojourn[start:end]
             waits = np.maximum(self.free_at[st.row, : st.servers] - (now + 1), 0.0)
@@ -308,10 +318,14 @@ class FlowEngine:
                 for other, r in zip(up, split):
                     first, retried = effective.get((step, other), (0, 0))
                     effective[(step, other)] = (first, retried + int(r))
+        # Stations are fed at the expected rates: their arrivals are drawn (Poisson) once, in
+        # _queue_tick; feeding them the realised counts would draw twice and over-disperse them.
         visits: collections.Counter = collections.Counter()
-        for (step, zone), (first, retried) in effective.items():
-            if first + retried:
-                self._visits(self.plans[step], zone, float(first + retried), visits)
+        if zones:
+            targets = up or zones
+            for step, rate in rates.items():
+                for zone in targets:
+                    self._visits(self.plans[step], zone, rate / len(targets), visits)
         self._queue_tick(now, visits)
         for (step, zone), (first, retried) in effective.items():
             total = first + retried

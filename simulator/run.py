@@ -81,7 +81,8 @@ def simulate(scenario: Scenario, *, fidelity: str = "auto", seed: int | None = N
     t = 0.0
     while t < duration:
         t = min(duration, t + chunk)
-        env.run(until=t)
+        # Just past t, so what happens at exactly t (the last timeline sample) is included.
+        env.run(until=t + 1e-9)
         if progress:
             progress(t, duration)
     engine.time_out_stragglers()
