@@ -55,3 +55,22 @@ def mean(buckets: np.ndarray, counts: np.ndarray) -> float:
     counts = np.asarray(counts, dtype=float)
     total = counts.sum()
     return float((bucket_value(buckets) * counts).sum() / total) if total else math.nan
+
+
+def quantile_rows(counts: np.ndarray, first_bucket: int, q: float) -> np.ndarray:
+    """The ``q``-quantile of each row of a dense histogram matrix, as :func:`quantile` gives it.
+
+    ``counts[r, j]`` counts bucket ``first_bucket + j`` in row ``r``; empty rows give NaN.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    cumulative = np.cumsum(counts, axis=1)
+    n = cumulative[:, -1] if counts.shape[1] else np.zeros(len(counts), dtype=np.int64)
+    position = q * np.maximum(n - 1, 0)
+    low, high = np.floor(position), np.ceil(position)
+    # The bucket holding rank k (0-based) is the first whose cumulative count exceeds k.
+    low_bucket = (cumulative > low[:, None]).argmax(axis=1)
+    high_bucket = (cumulative > high[:, None]).argmax(axis=1)
+    v_low = bucket_value(first_bucket + low_bucket)
+    v_high = bucket_value(first_bucket + high_bucket)
+    out = v_low + (v_high - v_low) * (position - low)
+    return np.where(n > 0, out, np.nan)

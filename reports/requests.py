@@ -9,7 +9,6 @@ link, outcome and bucket: ``second``, ``step``, ``zone``, ``link``, ``ok``, ``bu
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Sequence
 
@@ -29,32 +28,32 @@ HISTOGRAM_COLUMNS = {
 }
 
 
-@dataclasses.dataclass
 class ExactSelection:
-    """Exact latencies of a set of requests."""
+    """Exact latencies of a set of requests (sorted once, for repeated quantiles)."""
 
-    latency_ms: np.ndarray
-    ok: np.ndarray
-
-    @property
-    def count(self) -> int:
-        return len(self.latency_ms)
-
-    @property
-    def errors(self) -> int:
-        return int((~self.ok).sum())
+    def __init__(self, latency_ms: np.ndarray, ok: np.ndarray):
+        self.latency_ms = np.sort(latency_ms)
+        self.count = len(latency_ms)
+        self.errors = int((~ok).sum())
 
     def quantile(self, q: float) -> float:
-        return float(np.quantile(self.latency_ms, q)) if self.count else math.nan
+        if not self.count:
+            return math.nan
+        # numpy's default (linear) interpolation, on the already sorted latencies.
+        position = q * (self.count - 1)
+        low = math.floor(position)
+        high = min(low + 1, self.count - 1)
+        a, b = self.latency_ms[low], self.latency_ms[high]
+        return float(a + (b - a) * (position - low))
 
     def mean(self) -> float:
         return float(self.latency_ms.mean()) if self.count else math.nan
 
     def minimum(self) -> float:
-        return float(self.latency_ms.min()) if self.count else math.nan
+        return float(self.latency_ms[0]) if self.count else math.nan
 
     def maximum(self) -> float:
-        return float(self.latency_ms.max()) if self.count else math.nan
+        return float(self.latency_ms[-1]) if self.count else math.nan
 
 
 class ExactRequests:
@@ -116,21 +115,16 @@ class ExactRequests:
         return float(done[recovered].min() - start)
 
 
-@dataclasses.dataclass
 class HistogramSelection:
-    """Log-bucket counts of a set of requests."""
+    """Log-bucket counts of a set of requests, merged by bucket once."""
 
-    buckets: np.ndarray
-    counts: np.ndarray
-    ok: np.ndarray
-
-    @property
-    def count(self) -> int:
-        return int(self.counts.sum())
-
-    @property
-    def errors(self) -> int:
-        return int(self.counts[~self.ok].sum())
+    def __init__(self, buckets: np.ndarray, counts: np.ndarray, ok: np.ndarray):
+        used = counts > 0
+        self.count = int(counts[used].sum())
+        self.errors = int(counts[used & ~ok].sum())
+        self.buckets, inverse = np.unique(buckets[used], return_inverse=True)
+        self.counts = np.bincount(inverse, weights=counts[used]).astype(np.int64) \
+            if len(self.buckets) else np.zeros(0, dtype=np.int64)
 
     def quantile(self, q: float) -> float:
         return histogram.quantile(self.buckets, self.counts, q)
@@ -139,12 +133,10 @@ class HistogramSelection:
         return histogram.mean(self.buckets, self.counts)
 
     def minimum(self) -> float:
-        used = self.buckets[self.counts > 0]
-        return float(histogram.bucket_value(used.min())) if len(used) else math.nan
+        return float(histogram.bucket_value(self.buckets[0])) if len(self.buckets) else math.nan
 
     def maximum(self) -> float:
-        used = self.buckets[self.counts > 0]
-        return float(histogram.bucket_value(used.max())) if len(used) else math.nan
+        return float(histogram.bucket_value(self.buckets[-1])) if len(self.buckets) else math.nan
 
 
 class HistogramRequests:
@@ -179,16 +171,27 @@ class HistogramRequests:
 
     def sliding_quantile(self, step: str, q: float, window_s: float, start: float, end: float,
                          link: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        rows = self._rows(step, link).sort_values("second", kind="stable")
+        rows = self._rows(step, link)
         times = np.arange(math.ceil(start), math.floor(end) + 1, dtype=float)
         seconds = rows["second"].to_numpy(np.int64)
-        buckets = rows["bucket"].to_numpy(np.int64)
-        counts = rows["count"].to_numpy(np.int64)
-        lo = np.searchsorted(seconds, np.maximum(times - window_s, start), side="left")
-        hi = np.searchsorted(seconds, times, side="left")
-        values = np.array([histogram.quantile(buckets[a:b], counts[a:b], q) if b > a else math.nan
-                           for a, b in zip(lo, hi)])
-        return times, values
+        first, last = math.floor(start), math.floor(end)
+        keep = (seconds >= first) & (seconds < last) & (rows["count"].to_numpy() > 0)
+        if not keep.any() or not len(times):
+            return times, np.full(len(times), math.nan)
+        seconds = seconds[keep] - first
+        buckets = rows["bucket"].to_numpy(np.int64)[keep]
+        low_bucket = int(buckets.min())
+        width = int(buckets.max()) - low_bucket + 1
+        span = last - first
+        # A dense (second × bucket) matrix, then window sums from its running total.
+        grid = np.bincount(seconds * width + (buckets - low_bucket),
+                           weights=rows["count"].to_numpy(np.int64)[keep],
+                           minlength=span * width).reshape(span, width)
+        running = np.vstack([np.zeros((1, width)), np.cumsum(grid, axis=0)])
+        lo = np.clip(np.maximum(times - window_s, start) - first, 0, span).astype(np.int64)
+        hi = np.clip(times - first, 0, span).astype(np.int64)
+        windows = running[hi] - running[lo]
+        return times, histogram.quantile_rows(windows.round().astype(np.int64), low_bucket, q)
 
     def write_outage(self, steps: Sequence[str], start: float, end: float) -> float | None:
         frames = [self._rows(s, None) for s in steps]

@@ -236,7 +236,8 @@ class Run:
     def timeline(self) -> pd.DataFrame | None:
         """The per-second timeline, or None if the run has none."""
         path = self.path / "timeline.csv"
-        return pd.read_csv(path) if path.exists() else None
+        return pd.read_csv(path, dtype={"chaos_active": str}, keep_default_na=False,
+                           na_values=[""]) if path.exists() else None
 
     def write_summary(self, summary: dict[str, Any]) -> Path:
         """Store the verdict engine's summary as summary.json."""

@@ -39,3 +39,14 @@ def test_empty_histogram_is_nan():
 
 def test_tiny_latencies_are_clamped_not_lost():
     assert histogram.bucket_of(0.0) == histogram.bucket_of(histogram.MIN_MS)
+
+
+@given(st.lists(st.lists(st.integers(min_value=0, max_value=50), min_size=1, max_size=30),
+                min_size=1, max_size=8).map(lambda rows: [r + [0] * (30 - len(r)) for r in rows]),
+       st.integers(min_value=-100, max_value=400), st.floats(min_value=0, max_value=1))
+def test_quantile_rows_matches_quantile_row_by_row(rows, first, q):
+    matrix = np.array(rows)
+    got = histogram.quantile_rows(matrix, first, q)
+    for row, value in zip(matrix, got):
+        expected = histogram.quantile(np.arange(first, first + len(row)), row, q)
+        assert (np.isnan(value) and np.isnan(expected)) or value == expected

@@ -119,3 +119,47 @@ def test_run_directory_holds_the_timeline_events_and_cost(step_load_runs):
     assert run.meta["fidelity"] == "request" and run.meta["mode"] == "sim"
     summary = json.loads((run.path / "summary.json").read_text())
     assert summary["steps"]["fetch_odds"]["count"] > 0 and summary["verdict"] in ("pass", "warn")
+
+
+@pytest.mark.parametrize("name", sorted(__import__("scenarios").catalogue()))
+def test_every_catalogue_scenario_simulates_into_a_gateable_run(tmp_path, name):
+    from typer.testing import CliRunner
+
+    from matchday.cli import app
+
+    scenario = load_scenario(__import__("scenarios").find_scenario(name))
+    result = simulate(scenario, fidelity="flow", compress=30, load_scale=0.05,
+                      out=tmp_path / name)
+    meta = Run(result.path).meta
+    assert meta["compress"] == 30 and meta["load_scale"] == 0.05
+    assert meta["arrived"] > 0
+    gated = CliRunner().invoke(app, ["gate", str(result.path)])
+    assert gated.exit_code in (0, 1), gated.output  # judged, not refused
+    assert gated.exit_code == result.verdict.exit_code
+
+
+def test_auto_fidelity_simulates_small_days_per_request_and_big_ones_as_flows():
+    from simulator.run import REQUEST_FIDELITY_LIMIT, choose_fidelity
+
+    small = queue_scenario(100.0, {"dist": "exponential", "mean": 1.0}, 1, 600.0)
+    big = load_scenario(__import__("scenarios").find_scenario("cup-final-zone-loss"))
+    assert choose_fidelity(small, "auto")[0] == "request"
+    fidelity, why = choose_fidelity(big, "auto")
+    assert fidelity == "flow" and f"{REQUEST_FIDELITY_LIMIT:,}" in why
+    assert choose_fidelity(big, "request")[0] == "request"  # an explicit choice is kept
+
+
+def test_flow_engine_gives_the_same_run_without_the_jit(tmp_path, monkeypatch):
+    from simulator import kernel
+
+    if not kernel.NUMBA_AVAILABLE:
+        pytest.skip("numba is not installed: only the pure-Python path exists here")
+    # Two workers: both backends then run the same loop, bit for bit (a single worker would
+    # take the vectorised Lindley path in Python, equal only to within rounding).
+    scenario = queue_scenario(600.0, {"dist": "exponential", "mean": 2.5}, 2, 120.0)
+    compiled = simulate(scenario, fidelity="flow", out=tmp_path / "numba")
+    monkeypatch.setattr(kernel, "BACKEND", "python")
+    interpreted = simulate(scenario, fidelity="flow", out=tmp_path / "python")
+    a = pd.read_parquet(compiled.path / "requests_hist.parquet")
+    b = pd.read_parquet(interpreted.path / "requests_hist.parquet")
+    pd.testing.assert_frame_equal(a, b)
