@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import simpy
@@ -56,9 +56,9 @@ def service_means_s(rate: float) -> list[float]:
 
 
 def chain_scenario(rate: float, duration: float) -> Scenario:
-    """One zone, one step calling gateway → odds → store, ``rate`` Poisson requests/s, no network."""
+    """One zone, a step calling gateway → odds → store, ``rate`` Poisson requests/s, no network."""
     means_ms = [1000 * s for s in service_means_s(rate)]
-    call: dict = {}
+    call: dict[str, Any] = {}
     for name, _ in reversed(HOPS):
         call = {"service": name, "calls": [call] if call else []}
     return Scenario.model_validate({
@@ -97,7 +97,7 @@ def run_engine(scenario: Scenario) -> tuple[int, float, float]:
     env.run(until=scenario.duration + 1e-9)
     wall = time.perf_counter() - start
     engine.time_out_stragglers()
-    latency = np.asarray(engine.rows["latency_ms"])[np.asarray(engine.rows["ok"], dtype=bool)]
+    latency = engine.latencies_ms()
     return engine.conservation()["arrived"], wall, float(latency.mean())
 
 

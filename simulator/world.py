@@ -124,6 +124,7 @@ class World:
         self.databases = {name: DatabaseState(name, d.region) for name, d in topo.databases.items()}
         self.autoscalers: dict[tuple[str, str], Autoscaler] = {}
         self._ready_count: dict[tuple[str, str], int] = {}
+        self._routed: list[str] | None = None
         self._zone_pools: dict[str, list[tuple[str, str]]] = {z: [] for z in self.zones}
         self.desired: dict[tuple[str, str], int] = {}
         self.writes_acknowledged = 0
@@ -169,6 +170,7 @@ class World:
             self._ready(inst)
 
     def _ready(self, inst: Instance) -> None:
+        self._reroute()
         inst.state = "ready"
         self._ready_count[(inst.service, inst.zone)] += 1
         if inst.ready_at is None:
@@ -180,6 +182,7 @@ class World:
         """Remove a pod: drained gracefully, or ``lost`` with its in-flight work."""
         if inst.state in ("dead", "draining"):
             return
+        self._reroute()
         was_serving = inst.state == "ready"
         inst.state = "dead" if lost else "draining"
         if was_serving:
@@ -210,10 +213,18 @@ class World:
     # -- routing facts the engines use -----------------------------------------------------------
     def routed_zones(self) -> list[str]:
         """Zones the edge sends requests to now: a live zone once each of its pools has a ready
-        pod (its health checks pass), and a lost zone until the loss is detected."""
-        now = self.env.now
-        return [z.name for z in self.zones.values()
-                if z.routed(now) and (not z.up or self._serving(z.name))]
+        pod (its health checks pass), and a lost zone until the loss is detected.
+
+        Cached until something it depends on changes (the data plane asks per request).
+        """
+        if self._routed is None:
+            now = self.env.now
+            self._routed = [z.name for z in self.zones.values()
+                            if z.routed(now) and (not z.up or self._serving(z.name))]
+        return self._routed
+
+    def _reroute(self, _event: Any = None) -> None:
+        self._routed = None
 
     def _serving(self, zone: str) -> bool:
         return all(self._ready_count[key] > 0 for key in self._zone_pools[zone])
@@ -280,6 +291,9 @@ class World:
 
     def _lose_zone(self, zone: Zone, power: bool) -> None:
         zone.lost_at = self.env.now
+        self._reroute()
+        # The edge ejects the zone when it notices the loss: routing changes again then.
+        self.env.timeout(policy.ZONE_DETECTION_S).callbacks.append(self._reroute)
         if power:
             zone.powered = False
         else:
@@ -293,6 +307,7 @@ class World:
                         self.stop_instance(inst, lost=True) if power else self._cut(inst)
 
     def _cut(self, inst: Instance) -> None:
+        self._reroute()
         assert self.engine is not None
         if inst.state == "ready":
             self._ready_count[(inst.service, inst.zone)] -= 1
@@ -300,6 +315,7 @@ class World:
             inst.state = "unreachable"  # still running (and billed); back when the partition heals
 
     def _restore_zone(self, zone: Zone) -> None:
+        self._reroute()
         zone.powered = zone.reachable = True
         zone.lost_at = None
         for (service, z), pods in self.instances.items():
@@ -352,6 +368,7 @@ class World:
     def _region_failover(self, action: RegionFailover, begin: bool) -> None:
         source = [z for z in self.zones.values() if z.region == action.source]
         target = [z for z in self.zones.values() if z.region == action.target]
+        self._reroute()
         if begin:
             for zone in target:
                 zone.active = True
