@@ -133,6 +133,9 @@ def simulate(
                             load_scale=load_scale, out=out, progress=progress)
     typer.echo(f"fidelity: {result.fidelity} ({result.reason})")
     typer.echo(render_table(result.verdict))
+    cost = json.loads((result.path / "meta.json").read_text())["cost"]
+    typer.echo(f"cost of the day: {cost['with_spot']:,.2f} {cost['currency']} "
+               f"({cost['on_demand']:,.2f} all on-demand)")
     typer.echo(f"run directory: {result.path}  ({result.wall_s:.1f} s wall)")
     raise typer.Exit(result.verdict.exit_code)
 

@@ -98,6 +98,9 @@ def simulate(scenario: Scenario, *, fidelity: str = "auto", seed: int | None = N
     world.emit("reconciliation", acknowledged_bets=world.writes_acknowledged,
                persisted_bets=world.writes_acknowledged - lost, lost_bets=lost)
     writer.write_events(world.events)
+    writer.meta["cost"] = {"currency": scenario.cost.currency,
+                           "with_spot": round(timeline.cost, 2),
+                           "on_demand": round(timeline.cost_on_demand, 2)}
     writer.meta["simulation_seconds"] = round(simulated - started, 3)
     writer.meta["wall_seconds"] = round(time.perf_counter() - started, 3)  # before gating
     writer.finish()

@@ -26,6 +26,7 @@ class Timeline:
         self.world, self.engine = world, engine
         self.rows: list[dict[str, Any]] = []
         self.cost = 0.0
+        self.cost_on_demand = 0.0
 
     def run(self, until: float) -> Iterator[simpy.Event]:
         env, world = self.world.env, self.world
@@ -37,6 +38,7 @@ class Timeline:
             yield env.timeout(1.0)
             now = env.now
             self.cost += world.hourly_cost() / 3600.0
+            self.cost_on_demand += world.hourly_cost(on_demand=True) / 3600.0
             row: dict[str, Any] = {"t": now, "users": round(float(world.scenario.users_at(now)))}
             arrived = {s: self.engine.arrived[s] for s in steps}
             row["rps"] = sum(arrived[s] - last_arrived[s] for s in steps)
@@ -55,6 +57,7 @@ class Timeline:
                 row[f"cache_hit_ratio.{name}"] = round(cache.hit(now), 4)
             row["chaos_active"] = ",".join(a.ref for a in chaos if a.at <= now < a.end)
             row["cost"] = round(self.cost, 4)
+            row["cost_on_demand"] = round(self.cost_on_demand, 4)
             self.rows.append(row)
 
     def frame(self) -> pd.DataFrame:

@@ -402,9 +402,14 @@ class World:
             yield self.env.timeout(gap)
 
     # -- accounting -----------------------------------------------------------------------------
-    def hourly_cost(self) -> float:
-        """Price per hour of every pod that exists now (starting pods are billed too)."""
+    def hourly_cost(self, on_demand: bool = False) -> float:
+        """Price per hour of every pod that exists now (starting pods are billed too), at each
+        class's blend of spot and on-demand, or all on-demand."""
         prices = self.scenario.cost.classes
         services = self.scenario.topology.services
-        return sum(len(self.live(s, z)) * prices[services[s].cost_class].hourly()
-                   for (s, z) in self.instances)
+
+        def price(service: str) -> float:
+            cls = prices[services[service].cost_class]
+            return cls.on_demand if on_demand else cls.hourly()
+
+        return sum(len(self.live(s, z)) * price(s) for (s, z) in self.instances)

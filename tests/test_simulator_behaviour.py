@@ -116,6 +116,8 @@ def test_run_directory_holds_the_timeline_events_and_cost(step_load_runs):
     # Cost: every pod (6 services x 2 zones at 2 pods, more while scaled) at 0.107 USD/h.
     pods = timeline.filter(like="instances.").sum(axis=1)
     assert timeline["cost"].iloc[-1] == pytest.approx((pods * 0.107 / 3600).sum(), rel=1e-3)
+    assert run.meta["cost"]["on_demand"] == pytest.approx(timeline["cost_on_demand"].iloc[-1],
+                                                          abs=0.01)
     assert run.meta["fidelity"] == "request" and run.meta["mode"] == "sim"
     summary = json.loads((run.path / "summary.json").read_text())
     assert summary["steps"]["fetch_odds"]["count"] > 0 and summary["verdict"] in ("pass", "warn")
@@ -163,3 +165,55 @@ def test_flow_engine_gives_the_same_run_without_the_jit(tmp_path, monkeypatch):
     a = pd.read_parquet(compiled.path / "requests_hist.parquet")
     b = pd.read_parquet(interpreted.path / "requests_hist.parquet")
     pd.testing.assert_frame_equal(a, b)
+
+
+def _step_load_with(**changes) -> "Scenario":
+    from scenarios.model import Scenario
+
+    data = load_scenario(FIXTURES / "step-load.yaml").to_yaml_data()
+    data.update(changes)
+    return Scenario.model_validate(data)
+
+
+def test_scheduled_scaling_raises_the_floor_at_the_next_sync(tmp_path):
+    base = load_scenario(FIXTURES / "step-load.yaml").to_yaml_data()
+    autoscaling = base["autoscaling"]
+    autoscaling["gateway"]["schedule"] = [{"at": 100, "min": 5}, {"at": 200, "min": 2}]
+    scenario = _step_load_with(autoscaling=autoscaling)
+    result = simulate(scenario, fidelity="flow", out=tmp_path / "run")
+    ups = [e for e in _scale_events(result.path)
+           if e["service"] == "gateway" and e["desired"] == 5]
+    assert {e["zone"] for e in ups} == {"eu-a", "eu-b"}
+    assert all(100 <= e["t"] <= 115 for e in ups)  # at the first 15 s sync after the floor rises
+
+
+@pytest.mark.parametrize("fidelity", ["request", "flow"])
+def test_db_failover_rto_is_the_promotion_time(tmp_path, fidelity):
+    scenario = _step_load_with(
+        chaos=[{"id": "primary-lost", "at": 200, "duration": 100, "action": "db_failover",
+                "database": "main"}],
+        budgets={"place_bet": ["p(95)<1000"], "dr": {"rto_s": 45, "lost_bets": 0}})
+    result = simulate(scenario, fidelity=fidelity, out=tmp_path / fidelity)
+    rto = next(r for r in result.verdict.results if r.budget.startswith("rto"))
+    failover = scenario.topology.databases["main"].failover_s  # 30 s in this topology
+    assert failover <= rto.measured <= failover + 2
+    assert rto.verdict == "pass"
+    lost = next(r for r in result.verdict.results if r.budget.startswith("lost_bets"))
+    assert lost.measured == 0  # synchronous replication: nothing acknowledged is lost
+    events = [e["kind"] for e in Run(result.path).events()]
+    assert "db_primary_lost" in events and "db_promoted" in events
+
+
+def test_cache_loss_sends_a_miss_storm_to_the_database_then_warms_up(tmp_path):
+    scenario = _step_load_with(chaos=[{"id": "flush", "at": 400, "duration": 60,
+                                       "action": "cache_loss", "cache": "odds_cache"}])
+    result = simulate(scenario, fidelity="request", out=tmp_path / "run")
+    timeline = Run(result.path).timeline().set_index("t")
+    hit = timeline["cache_hit_ratio.odds_cache"]
+    assert hit[399] == pytest.approx(0.9) and hit[430] == 0.0
+    assert 0.5 < hit[461] < 0.9 and hit[470] == pytest.approx(0.9, abs=0.01)  # ttl 1 s refill
+    rows = pd.read_parquet(result.path / "requests.parquet")
+    odds = rows[rows["step"] == "fetch_odds"]
+    during = odds[(odds["t"] >= 400) & (odds["t"] < 460)]["latency_ms"].mean()
+    before = odds[(odds["t"] >= 340) & (odds["t"] < 400)]["latency_ms"].mean()
+    assert during > before  # every lookup now goes on to the database
