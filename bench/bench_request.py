@@ -36,8 +36,10 @@ import numpy as np
 import simpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from scenarios import Scenario  # noqa: E402
+from simlab import chain_scenario  # noqa: E402  (the tests' laboratory scenarios)
 from simulator.request_engine import RequestEngine  # noqa: E402
 from simulator.run import simulate  # noqa: E402
 from simulator.timeline import Timeline  # noqa: E402
@@ -55,31 +57,11 @@ def service_means_s(rate: float) -> list[float]:
     return [RHO * workers / rate for _, workers in HOPS]
 
 
-def chain_scenario(rate: float, duration: float) -> Scenario:
+def bench_scenario(rate: float, duration: float) -> Scenario:
     """One zone, a step calling gateway → odds → store, ``rate`` Poisson requests/s, no network."""
-    means_ms = [1000 * s for s in service_means_s(rate)]
-    call: dict[str, Any] = {}
-    for name, _ in reversed(HOPS):
-        call = {"service": name, "calls": [call] if call else []}
-    return Scenario.model_validate({
-        "name": "bench-chain", "duration": duration, "seed": SEED,
-        "traffic": {
-            "peak_users": rate,  # one request per user per second
-            "wave": [{"at": 0, "users": 1.0}],
-            "journeys": {"probe": {"weight": 1, "steps": [{"step": "chain", "think_s": 1.0}]}},
-        },
-        "links": {"mix": {"lab": 1.0}, "profiles": {"lab": {
-            "down_kbps": 1e12, "up_kbps": 1e12, "rtt_ms": 0, "source": "bench: no network",
-            "verified": False}}},
-        "topology": {
-            "regions": {"r": {"zones": ["a"]}},
-            "services": {name: {"instances": 1, "concurrency": workers,
-                                "service_time_ms": {"dist": "exponential", "mean": mean}}
-                         for (name, workers), mean in zip(HOPS, means_ms)},
-            "steps": {"chain": {"endpoint": "GET /chain", "request_bytes": 0,
-                                "response_bytes": 0, "calls": [call]}},
-        },
-    })
+    hops = [(name, workers, {"dist": "exponential", "mean": 1000 * mean})
+            for (name, workers), mean in zip(HOPS, service_means_s(rate))]
+    return chain_scenario(rate, hops, duration, name="bench-chain")
 
 
 def run_engine(scenario: Scenario) -> tuple[int, float, float]:
@@ -156,7 +138,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="arrivals per second")
     args = parser.parse_args()
 
-    scenario = chain_scenario(args.rate, args.duration)
+    scenario = bench_scenario(args.rate, args.duration)
     engine_n, engine_s, engine_ms = run_engine(scenario)
     whole_n, whole_s = run_simulate(scenario)
     naive_n, naive_s, naive_ms = run_naive(args.rate, args.duration)

@@ -18,14 +18,20 @@ from scenarios import Scenario
 T_975_19 = 2.093  # Student t, 97.5 % quantile, 19 degrees of freedom (20 batches)
 
 
-def queue_scenario(rate: float, service_ms: dict[str, Any], servers: int, duration: float,
-                   instances: int = 1, name: str = "lab") -> Scenario:
-    """λ = ``rate`` requests/s into ``instances`` pods of ``servers`` workers each."""
+def chain_scenario(rate: float, hops: list[tuple[str, int, dict[str, Any]]], duration: float,
+                   instances: int = 1, name: str = "lab",
+                   wave: list[dict[str, Any]] | None = None) -> Scenario:
+    """λ = ``rate`` requests/s through services called in a chain: ``hops`` lists each one's
+    name, workers per pod and service-time distribution (ms); no network delay. ``wave`` (as
+    in a scenario file) varies the rate; by default it is constant."""
+    call: dict[str, Any] = {}
+    for service, _, _ in reversed(hops):
+        call = {"service": service, "calls": [call] if call else []}
     return Scenario.model_validate({
         "name": name, "duration": duration, "seed": 11,
         "traffic": {
             "peak_users": rate,  # one request per user per second
-            "wave": [{"at": 0, "users": 1.0}],
+            "wave": wave or [{"at": 0, "users": 1.0}],
             "journeys": {"probe": {"weight": 1, "steps": [{"step": "work", "think_s": 1.0}]}},
         },
         "links": {"mix": {"lab": 1.0}, "profiles": {"lab": {
@@ -33,12 +39,19 @@ def queue_scenario(rate: float, service_ms: dict[str, Any], servers: int, durati
             "verified": False}}},
         "topology": {
             "regions": {"r": {"zones": ["a"]}},
-            "services": {"s": {"instances": instances, "concurrency": servers,
-                               "service_time_ms": service_ms}},
+            "services": {service: {"instances": instances, "concurrency": workers,
+                                   "service_time_ms": dist}
+                         for service, workers, dist in hops},
             "steps": {"work": {"endpoint": "GET /work", "request_bytes": 0, "response_bytes": 0,
-                               "calls": [{"service": "s"}]}},
+                               "calls": [call]}},
         },
     })
+
+
+def queue_scenario(rate: float, service_ms: dict[str, Any], servers: int, duration: float,
+                   instances: int = 1, name: str = "lab") -> Scenario:
+    """λ = ``rate`` requests/s into ``instances`` pods of ``servers`` workers each (service s)."""
+    return chain_scenario(rate, [("s", servers, service_ms)], duration, instances, name)
 
 
 def batch_means(t: np.ndarray, values: np.ndarray, start: float, end: float,

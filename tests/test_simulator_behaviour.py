@@ -217,3 +217,25 @@ def test_cache_loss_sends_a_miss_storm_to_the_database_then_warms_up(tmp_path):
     during = odds[(odds["t"] >= 400) & (odds["t"] < 460)]["latency_ms"].mean()
     before = odds[(odds["t"] >= 340) & (odds["t"] < 400)]["latency_ms"].mean()
     assert during > before  # every lookup now goes on to the database
+
+
+def test_flow_builds_and_drains_an_overload_backlog_like_request(tmp_path):
+    from simlab import chain_scenario
+
+    # 30 s at 1.25x capacity, then 0.5x: the queue grows ~0.25 s of work per second, then drains.
+    mu = 1000 / 2.5  # one worker, 2.5 ms per request
+    wave = [{"at": 0, "users": 0.4}, {"at": 60, "users": 1.0, "shape": "step"},
+            {"at": 90, "users": 0.4, "shape": "step"}]
+    scenario = chain_scenario(1.25 * mu, [("s", 1, {"dist": "exponential", "mean": 2.5})],
+                              180.0, wave=wave)
+    p95 = {}
+    for fidelity in ("request", "flow"):
+        run = Run(simulate(scenario, fidelity=fidelity, seed=4, out=tmp_path / fidelity).path)
+        times, values = run.metrics().sliding_quantile("work", 0.95, 5, 60, 150)
+        p95[fidelity] = dict(zip(times, values))
+    # At the end of the overload the backlog is ~30 s x 0.25 = 7.5 s of work.
+    assert 5000 < p95["request"][90] < 10000
+    for t in (75, 80, 85, 90, 95, 100):
+        assert p95["flow"][t] == pytest.approx(p95["request"][t], rel=0.15), t
+    # Drained ~15 s after the overload (7.5 s of work at a net 0.5 s per second), in both.
+    assert p95["request"][120] < 100 and p95["flow"][120] < 100
