@@ -10,6 +10,7 @@ import numpy as np
 import typer
 
 from reports.gate import gate_locust, gate_run
+from reports.report import render_report
 from reports.locust_csv import LocustCsvError
 from reports.rundir import RunDirError
 from reports.table import render_table
@@ -131,13 +132,35 @@ def simulate(
 
     result = run_simulation(s, fidelity=fidelity, seed=seed, compress=compress,
                             load_scale=load_scale, out=out, progress=progress)
+    render_report(result.path)
     typer.echo(f"fidelity: {result.fidelity} ({result.reason})")
     typer.echo(render_table(result.verdict))
     cost = json.loads((result.path / "meta.json").read_text())["cost"]
     typer.echo(f"cost of the day: {cost['with_spot']:,.2f} {cost['currency']} "
                f"({cost['on_demand']:,.2f} all on-demand)")
-    typer.echo(f"run directory: {result.path}  ({result.wall_s:.1f} s wall)")
+    typer.echo(f"run directory: {result.path}  ({result.wall_s:.1f} s wall; report.html, "
+               "report.md and junit.xml inside)")
     raise typer.Exit(result.verdict.exit_code)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="run directory")],
+    baseline: Annotated[Optional[Path], typer.Option(
+        help="baseline run directory: add its relative gates to the report")] = None,
+    criteria: Annotated[Optional[Path], typer.Option(
+        help="with --baseline: YAML file of relative criteria per metric")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="where to write the files (default: the run directory)")] = None,
+) -> None:
+    """Render report.html, report.md and junit.xml from a run directory (exit 2 if unreadable)."""
+    try:
+        extra = _baseline_verdict(run_dir, baseline, criteria) if baseline else None
+        paths = render_report(run_dir, out, extra)
+    except (InputError, RunDirError) as exc:
+        _fail_input(str(exc))
+    typer.echo(f"{paths.html}\n{paths.markdown}\n{paths.junit}")
+    typer.echo(f"verdict: {paths.verdict.overall}")
 
 
 def _report(verdict: Verdict, summary: Optional[Path], meta: Optional[dict] = None) -> None:

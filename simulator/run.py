@@ -75,8 +75,9 @@ def simulate(scenario: Scenario, *, fidelity: str = "auto", seed: int | None = N
     world.start()
     timeline = Timeline(world, engine)
     duration = scenario.duration
-    env.process(engine.arrivals(duration))
+    # The timeline first: at each whole second it then samples before that second's arrivals.
     env.process(timeline.run(duration))
+    env.process(engine.arrivals(duration))
     chunk = max(1.0, duration / 100)
     t = 0.0
     while t < duration:

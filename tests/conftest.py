@@ -101,3 +101,13 @@ def make_run(tmp_path: Path, tiny: Scenario) -> Callable[..., Path]:
         return writer.finish()
 
     return build
+
+
+def unavailable(what: str) -> None:
+    """Skip a test whose outside dependency is missing; in CI (MATCHDAY_REQUIRE_SERVICES=1),
+    where .ci/run installs and starts everything, fail instead."""
+    import os
+
+    if os.environ.get("MATCHDAY_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{what} is required in CI (MATCHDAY_REQUIRE_SERVICES=1) but unavailable")
+    pytest.skip(f"{what} is not available on this machine")
