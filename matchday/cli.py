@@ -9,10 +9,12 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
+from reports.baseline import baseline_verdict, load_criteria
+from reports.compare import compare_runs, parse_tolerance
 from reports.gate import gate_locust, gate_run
 from reports.report import render_report
 from reports.locust_csv import LocustCsvError
-from reports.rundir import RunDirError
+from reports.rundir import Run, RunDirError
 from reports.table import render_table
 from reports.verdict import Verdict
 from scenarios import InputError, Scenario, catalogue, dump_scenario, find_scenario, load_scenario
@@ -186,12 +188,20 @@ def gate(
         help="with --locust-csv: scenario whose phases and chaos scope the budgets")] = None,
     compress: Annotated[float, typer.Option(
         min=1e-9, help="with --locust-csv --scenario: the time compression the run used")] = 1.0,
+    baseline: Annotated[Optional[Path], typer.Option(
+        help="also judge RUN_DIR against this baseline run directory (relative criteria)")]
+    = None,
+    criteria: Annotated[Optional[Path], typer.Option(
+        help="with --baseline: YAML file of relative criteria per metric")] = None,
     summary: Annotated[Optional[Path], typer.Option(help="also write the verdict as JSON")] = None,
 ) -> None:
     """Judge a run by its budgets: exit 0 all pass (warnings allowed), 1 a budget failed, 2 bad input.
 
-    Judged by its own scenario's budgets, a run directory's summary.json is refreshed.
+    Judged by its own scenario's budgets, a run directory's summary.json is refreshed. With
+    --baseline, the relative criteria are judged too, in the same table and exit code.
     """
+    if baseline is not None and run_dir is None:
+        _fail_input("--baseline compares run directories: give RUN_DIR")
     if (run_dir is None) == (locust_csv is None):
         _fail_input("give a RUN_DIR or --locust-csv PREFIX (one of them)")
     meta = None
@@ -203,9 +213,46 @@ def gate(
             verdict = gate_locust(locust_csv, budgets, context)  # type: ignore[arg-type]
         else:
             verdict, meta = gate_run(run_dir, budgets)  # type: ignore[arg-type]
+            if baseline is not None:
+                extra = _baseline_verdict(run_dir, baseline, criteria)  # type: ignore[arg-type]
+                verdict.results.extend(extra.results)
+                verdict.notes.extend(extra.notes)
     except (InputError, RunDirError, LocustCsvError) as exc:
         _fail_input(str(exc))
     _report(verdict, summary, meta)
+
+
+def _baseline_verdict(run_dir: Path, baseline: Path, criteria: Optional[Path]) -> Verdict:
+    return baseline_verdict(Run(run_dir), Run(baseline),
+                            load_criteria(criteria) if criteria is not None else None)
+
+
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="first run directory (e.g. the simulation)")],
+    run_b: Annotated[Path, typer.Argument(help="second run directory (e.g. the real run)")],
+    tolerance: Annotated[str, typer.Option(help="largest error allowed, e.g. 15%")] = "15%",
+    plot: Annotated[Optional[Path], typer.Option(
+        help="where to write the comparison plot (default: RUN_B/compare.png)")] = None,
+) -> None:
+    """Put two runs side by side (percentiles, throughput, pods): exit 1 if an error exceeds
+    the tolerance, 2 on bad input."""
+    try:
+        limit = parse_tolerance(tolerance)
+    except ValueError as exc:
+        _fail_input(f"--tolerance: {exc}")
+    try:
+        comparison = compare_runs(Run(run_a), Run(run_b), tolerance=limit)
+    except RunDirError as exc:
+        _fail_input(str(exc))
+    typer.echo(comparison.to_markdown())
+    target = plot or run_b / "compare.png"
+    try:
+        comparison.plot(target)
+    except OSError as exc:
+        _fail_input(f"{target}: cannot write the plot: {exc.strerror}")
+    typer.echo(f"plot: {target}")
+    raise typer.Exit(comparison.exit_code)
 
 
 def main() -> None:

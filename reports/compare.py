@@ -210,7 +210,7 @@ def _instances(run: Run) -> dict[str, pd.Series] | None:
         return None
     # min_count=1: a row where every zone of a service is blank is missing, not 0 instances.
     return {service: timeline[columns].apply(pd.to_numeric, errors="coerce")
-            .mean(axis=1)
+            .sum(axis=1, min_count=1)
             for service, columns in sorted(by_service.items())}
 
 

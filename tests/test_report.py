@@ -103,3 +103,52 @@ def test_report_cli_and_bad_run_dir(simulated, tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / "report.html").exists() and "verdict: fail" in result.output
     assert runner.invoke(app, ["report", str(tmp_path / "nope")]).exit_code == 2
+
+
+def _latency_run(make_run, factor: float) -> Path:
+    t = np.arange(0, 100, 0.1)
+    return make_run(pd.concat([requests_frame(t, 50.0 * factor),
+                               requests_frame(np.arange(0, 100, 1.0), 40.0, step="place_bet")]))
+
+
+@pytest.mark.parametrize("factor,code", [(1.05, 0), (1.5, 1)])
+def test_gate_against_a_baseline(make_run, factor, code):
+    baseline, run = _latency_run(make_run, 1.0), _latency_run(make_run, factor)
+    result = CliRunner().invoke(app, ["gate", str(run), "--baseline", str(baseline)])
+    assert result.exit_code == code, result.output
+    assert "p99 <= +10% of baseline" in result.output and "vs baseline" in result.output
+
+
+def test_gate_baseline_with_criteria_file_and_bad_one(make_run, tmp_path):
+    baseline, run = _latency_run(make_run, 1.0), _latency_run(make_run, 1.2)
+    criteria = tmp_path / "criteria.yaml"
+    criteria.write_text('baseline:\n  p99: {pass: "max(*1.3, +50ms)"}\n')
+    ok = CliRunner().invoke(app, ["gate", str(run), "--baseline", str(baseline),
+                                  "--criteria", str(criteria)])
+    assert ok.exit_code == 0, ok.output  # +20 % is inside max(x1.3, +50 ms)
+    criteria.write_text('baseline:\n  p99: {pass: "+10% please"}\n')
+    bad = CliRunner().invoke(app, ["gate", str(run), "--baseline", str(baseline),
+                                   "--criteria", str(criteria)])
+    assert bad.exit_code == 2 and "criteria.yaml:2" in bad.output
+
+
+def test_report_with_baseline_adds_its_rows_to_junit(make_run, tmp_path):
+    baseline, run = _latency_run(make_run, 1.0), _latency_run(make_run, 1.5)
+    result = CliRunner().invoke(app, ["report", str(run), "--baseline", str(baseline),
+                                      "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    xml = (tmp_path / "r" / "junit.xml").read_text()
+    assert "of baseline" in xml and "BudgetExceeded" in xml
+
+
+def test_compare_exit_codes_and_plot(make_run, tmp_path):
+    a, same, slower = (_latency_run(make_run, f) for f in (1.0, 1.0, 1.3))
+    runner = CliRunner()
+    ok = runner.invoke(app, ["compare", str(a), str(same), "--plot", str(tmp_path / "a.png")])
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "a.png").stat().st_size > 1000
+    far = runner.invoke(app, ["compare", str(a), str(slower), "--tolerance", "15%",
+                              "--plot", str(tmp_path / "b.png")])
+    assert far.exit_code == 1 and "+30.0" in far.output
+    assert runner.invoke(app, ["compare", str(a), str(slower), "--tolerance", "lots"]).exit_code == 2
+    assert runner.invoke(app, ["compare", str(a), str(tmp_path / "none")]).exit_code == 2
