@@ -39,3 +39,13 @@ def step_plans(scenario: Scenario) -> dict[str, tuple[Hop, ...]]:
     """Every step's compiled call path."""
     return {name: compile_calls(scenario, step.calls)
             for name, step in scenario.topology.steps.items()}
+
+
+def databases_of(hops: tuple[Hop, ...]) -> frozenset[str]:
+    """Every database a call path may reach (its writes land there)."""
+    names: set[str] = set()
+    for hop in hops:
+        if hop.kind == "db":
+            names.add(hop.name)
+        names |= databases_of(hop.calls) | databases_of(hop.on_miss)
+    return frozenset(names)

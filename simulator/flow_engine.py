@@ -31,7 +31,7 @@ import simpy
 from reports import histogram
 from scenarios import Scenario
 from simulator import policy
-from simulator.calls import Hop, step_plans
+from simulator.calls import Hop, databases_of, step_plans
 from simulator.kernel import fifo_starts
 from simulator.network import Links, StepTable, latencies_ms
 from simulator.workload import Workload
@@ -110,7 +110,9 @@ class FlowEngine:
         self._zone_index = {z: i for i, z in enumerate(self._zones)}
         self._step_index = {s: i for i, s in enumerate(self.steps)}
         self._step_table = StepTable.of([topo.steps[s] for s in self.steps])
-        self._writes = [topo.steps[s].write for s in self.steps]
+        plans = step_plans(scenario)
+        self._writes = [databases_of(plans[s]) if topo.steps[s].write else None
+                        for s in self.steps]
         self._pending_fluid: list[tuple[int, float, float]] = []
 
     # -- Engine protocol -------------------------------------------------------------------------
@@ -140,7 +142,7 @@ class FlowEngine:
         for hop in hops:
             m = mult * hop.fanout
             if hop.kind == "service":
-                out[("service", hop.name, zone)] += m
+                out[("service", hop.name, self._home(hop.name, zone))] += m
             elif hop.kind == "db":
                 out[("db", hop.name, "")] += m * hop.queries
             else:
@@ -210,10 +212,16 @@ class FlowEngine:
             else:
                 carried = np.maximum(backlog - (gap - work), np.minimum(backlog, typical))
             servers[:] = now + 1 + carried
+        for st in self.stations.values():
+            st.backlog = 0.0
         for st, start, end in bounds:
             st.sojourn = sojourn[start:end]
-            waits = np.maximum(self.free_at[st.row, : st.servers] - (now + 1), 0.0)
-            st.backlog = float(waits.sum() / st.mean_s) * max(1, st.instances)
+            # Requests waiting (not in service) at the end of the tick, per sampled pod, scaled
+            # to the pool: residual work in mean service times, less one per busy worker.
+            rows = 1 if st.kind == "db" else min(st.instances, SAMPLED_INSTANCES)
+            left = np.maximum(self.free_at[st.row:st.row + rows, : st.servers] - (now + 1), 0.0)
+            waiting = np.maximum(left.sum(axis=1) / st.mean_s - (left > 0).sum(axis=1), 0.0)
+            st.backlog = float(waiting.mean()) * (st.instances if st.kind == "service" else 1)
 
     def _sorted_uniforms(self, sizes: np.ndarray) -> np.ndarray:
         """Sorted uniforms on [0, 1) for each segment of ``sizes``, without sorting: normalised
@@ -272,7 +280,7 @@ class FlowEngine:
             lat = sum(self._draw(st, n) for _ in range(hop.queries))
             bad = np.zeros(n, dtype=bool)
         else:
-            st = self.stations[("service", hop.name, zone)]
+            st = self.stations[("service", hop.name, self._home(hop.name, zone))]
             if st.instances == 0:
                 return np.full(n, policy.REFUSED_S), np.ones(n, dtype=bool)
             lat = self._draw(st, n)
@@ -281,6 +289,17 @@ class FlowEngine:
             extra, extra_bad = self._compose(hop.calls, zone, n, hop.parallel)
             lat, bad = lat + extra, bad | extra_bad
         return lat, bad
+
+    def _home(self, service: str, zone: str) -> str:
+        """The zone whose pods of ``service`` serve calls from ``zone``: its own, or — for a
+        service deployed in some regions only — the first serving zone that has it."""
+        if ("service", service, zone) in self.stations:
+            return zone
+        for other in self.world.routed_zones():
+            st = self.stations.get(("service", service, other))
+            if st is not None and st.instances and self.world.zones[other].up:
+                return other
+        return next(z for (k, s, z) in self.stations if k == "service" and s == service)
 
     def _draw(self, st: Station, n: int) -> np.ndarray:
         if len(st.sojourn):
@@ -366,8 +385,8 @@ class FlowEngine:
             name = self.steps[i]
             self.completed[name] += int(good[i])
             self.failed[name] += int(every[i] - good[i])
-            if self._writes[i]:
-                self.world.writes_acknowledged += int(good[i])
+            if self._writes[i] is not None and good[i]:
+                self.world.record_writes(self._writes[i], int(good[i]), now + 0.5)  # mid-tick
         # One row per weighted sample: the histogram reader merges equal buckets, so there is
         # no need to aggregate here (per-tick pandas work would dominate the run time).
         keep = weights > 0

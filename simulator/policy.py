@@ -7,6 +7,11 @@
 - Every step is retried once (reads are idempotent; writes carry an idempotency key) after a
   jittered backoff, in another zone when there is one.
 - The phone gives up after ``CLIENT_TIMEOUT_S``; the request counts as an error with that latency.
+- A retry goes to another zone that answers; within a zone each pod gets an even random share of
+  the requests (Envoy's least-request balancing would spread them a little better: the waits
+  modelled are an upper bound of that).
+- A service deployed in some regions only is called across regions from the others.
+- A database that is down refuses writes at once (no client waits for the promotion).
 """
 
 ZONE_DETECTION_S = 5.0

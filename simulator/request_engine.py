@@ -21,7 +21,7 @@ from simpy.events import NORMAL
 
 from scenarios import Scenario
 from simulator import policy
-from simulator.calls import Hop, step_plans
+from simulator.calls import Hop, databases_of, step_plans
 from simulator.network import Links, StepTable, latencies_ms
 from simulator.sampling import BlockSampler, UniformSampler
 from simulator.workload import Workload
@@ -41,7 +41,8 @@ class Server:
         self.env, self.slots = env, slots
         self.busy = 0
         self.queue: collections.deque[Job] = collections.deque()
-        self.running: set[Job] = set()
+        # A dict, not a set: a kill must fail jobs in a reproducible order (the seed's promise).
+        self.running: dict[Job, None] = {}
         self.work = 0.0  # service seconds started (utilisation over a window of many jobs)
         self.marks: collections.deque[tuple[float, float]] = collections.deque(maxlen=1024)
 
@@ -53,13 +54,13 @@ class Server:
 
     def _start(self, job: "Job") -> None:
         self.busy += 1
-        self.running.add(job)
+        self.running[job] = None
         self.work += job.service
         self.env.schedule(job, NORMAL, job.service)
 
     def finish(self, job: "Job") -> None:
         self.busy -= 1
-        self.running.discard(job)
+        del self.running[job]
         if self.queue:
             self._start(self.queue.popleft())
         job.thread.resume(True, "")
@@ -82,11 +83,13 @@ class Server:
         """Checkpoint the work counter (once a simulated second)."""
         self.marks.append((self.env.now, self.work))
 
-    def utilisation(self, since: float) -> float:
+    def utilisation(self, since: float) -> float | None:
+        """Busy share since ``since``; None when the server has no history that far back (a
+        pod that just started: its metric is missing, not 0 %)."""
         times = [m[0] for m in self.marks]
         i = bisect.bisect_right(times, since) - 1
         if i < 0:
-            return 0.0
+            return None
         t0, work0 = self.marks[i]
         span = self.env.now - t0
         return min(1.0, (self.work - work0) / (self.slots * span)) if span > 0 else 0.0
@@ -158,17 +161,13 @@ class Thread:
             self.pc += 1
             kind = op[0]
             if kind == SVC:
-                pool = engine.zone_pools[req.zone].get(op[1])
+                pool = engine.zone_pools[req.zone].get(op[1]) or engine.elsewhere(op[1])
                 if not pool:
                     self.end(False, "no_instance")
                     return
-                if len(pool) == 1:
-                    server = pool[0]
-                else:  # power of two choices, least requests (Envoy's default balancer)
-                    n = len(pool)
-                    a = pool[int(engine.uniform() * n)]
-                    b = pool[int(engine.uniform() * n)]
-                    server = a if a.load() <= b.load() else b
+                # Each pod gets an even random share (as in the flow model, so the two agree):
+                # Envoy's least-request balancing would do a little better than this.
+                server = pool[0] if len(pool) == 1 else pool[int(engine.uniform() * len(pool))]
                 server.submit(Job(op[2](), self, server))
                 return
             if kind == CACHE:
@@ -272,7 +271,8 @@ class RequestEngine:
         self.links = Links(scenario)
         self.steps = list(topo.steps)
         self._step_table = StepTable.of([topo.steps[s] for s in self.steps])
-        self._writes = {s for s in self.steps if topo.steps[s].write}
+        plans = step_plans(scenario)
+        self._writes = {s: databases_of(plans[s]) for s in self.steps if topo.steps[s].write}
         self.servers: dict[int, Server] = {}
         self.pools: dict[tuple[str, str], list[Server]] = {}
         # The same lists by zone, then service: the hot path looks pools up per hop.
@@ -285,7 +285,7 @@ class RequestEngine:
                                         ("db", topo.databases))
                     for name, spec in specs.items()}
         self.programs = {step: compile_program(plan, False, samplers)
-                         for step, plan in step_plans(scenario).items()}
+                         for step, plan in plans.items()}
         self._ids = 0
         self.in_flight: dict[int, Request] = {}
         self.rows: list[tuple[Any, ...]] = []
@@ -317,6 +317,15 @@ class RequestEngine:
     def database_down(self, name: str) -> None:
         self.db_servers[name].kill()  # the promoted standby starts with empty queues
 
+    def elsewhere(self, service: str) -> list[Server] | None:
+        """Pods of ``service`` in another serving zone, for a zone that has none (a service
+        deployed in some regions only is called across regions)."""
+        for zone in self.world.routed_zones():
+            pool = self.zone_pools[zone].get(service)
+            if pool and self.world.zones[zone].up:
+                return pool
+        return None
+
     # -- requests ---------------------------------------------------------------------------------
     def arrive(self, req: Request) -> None:
         """``req`` starts now."""
@@ -328,8 +337,9 @@ class RequestEngine:
 
     def _attempt(self, req: Request, exclude: str) -> None:
         zones = self.world.routed_zones()
-        if exclude and len(zones) > 1:
-            zones = [z for z in zones if z != exclude]
+        if exclude:
+            # A retry goes to another zone that answers (as the flow model assumes).
+            zones = [z for z in zones if z != exclude and self.world.zones[z].up] or zones
         if not zones:
             self._complete(req, False, "no_zone")
             return
@@ -380,7 +390,7 @@ class RequestEngine:
         if ok:
             self.completed[req.step] += 1
             if req.step in self._writes:
-                self.world.record_write(self.env.now)
+                self.world.record_writes(self._writes[req.step], 1, self.env.now)
         else:
             self.failed[req.step] += 1
         self.rows.append((req.t0, req.step, req.zone, req.link, latency, ok, error or None))
@@ -430,8 +440,8 @@ class RequestEngine:
         if not servers:
             return 0.0, 0
         since = self.env.now - 1.0
-        return (float(np.mean([s.utilisation(since) for s in servers])),
-                sum(len(s.queue) for s in servers))
+        known = [u for u in (s.utilisation(since) for s in servers) if u is not None]
+        return (float(np.mean(known)) if known else 0.0, sum(len(s.queue) for s in servers))
 
     # -- results ---------------------------------------------------------------------------------
     def conservation(self) -> dict[str, int]:

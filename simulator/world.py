@@ -129,7 +129,8 @@ class World:
         self.desired: dict[tuple[str, str], int] = {}
         self.writes_acknowledged = 0
         self.writes_lost = 0
-        self._recent_writes: list[float] = []
+        self._recent_writes: dict[str, list[tuple[float, int]]] = {
+            name: [] for name in topo.databases}
         for service, spec in topo.services.items():
             regions = spec.regions or list(topo.regions)
             for zone in self.zones.values():
@@ -232,13 +233,17 @@ class World:
     def database_region(self, name: str) -> str:
         return self.databases[name].region
 
-    def record_write(self, done_at: float) -> None:
-        """An acknowledged write (bet, payment): counted for the end-of-run reconciliation."""
-        self.writes_acknowledged += 1
-        self._recent_writes.append(done_at)
-        if len(self._recent_writes) > 200_000:
-            horizon = done_at - 60.0
-            self._recent_writes = [t for t in self._recent_writes if t >= horizon]
+    def record_writes(self, databases: frozenset[str], count: int, done_at: float) -> None:
+        """``count`` acknowledged writes (bets, payments) to ``databases`` at ``done_at``:
+        counted for the end-of-run reconciliation, and lost if a primary dies before an
+        asynchronous standby has them."""
+        self.writes_acknowledged += count
+        for name in databases:
+            recent = self._recent_writes[name]
+            recent.append((done_at, count))
+            if len(recent) > 100_000:
+                horizon = done_at - 60.0
+                self._recent_writes[name] = [w for w in recent if w[0] >= horizon]
 
     # -- processes --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -343,7 +348,12 @@ class World:
 
     def _db_failover(self, action: DbFailover, begin: bool) -> None:
         if begin:
-            self._fail_primary(action.database, self.databases[action.database].region)
+            # The standby lives in standby_region when one is given (cross-region DR), else
+            # beside the primary (another zone of its region).
+            spec = self.scenario.topology.databases[action.database]
+            current = self.databases[action.database].region
+            standby = spec.standby_region if spec.standby_region not in (None, current) else None
+            self._fail_primary(action.database, standby or current)
 
     def _fail_primary(self, name: str, new_region: str) -> None:
         db = self.databases[name]
@@ -354,7 +364,7 @@ class World:
         if spec.replication == "async":
             # Acknowledged writes younger than the replication lag never reached the standby.
             horizon = self.env.now - spec.replication_lag_ms / 1000
-            lost = sum(1 for t in self._recent_writes if t >= horizon)
+            lost = sum(n for t, n in self._recent_writes[name] if t >= horizon)
             self.writes_lost += lost
         self.emit("db_primary_lost", database=name)
         self.env.process(self._promote(db, new_region, spec.failover_s))
@@ -380,26 +390,41 @@ class World:
         else:
             for zone in source:
                 self._restore_zone(zone)
-            for zone in target:
-                zone.active = self.scenario.topology.regions[zone.region].role == "active"
+            self.env.process(self._fail_back(source, target))
+
+    def _fail_back(self, source: list[Zone], target: list[Zone]) -> Iterator[simpy.Event]:
+        # The standby region keeps serving until the source region's zones pass their health
+        # checks again: failing back must not leave a moment with nowhere to go.
+        while not all(self._serving(z.name) for z in source):
+            yield self.env.timeout(1.0)
+        self._reroute()
+        for zone in target:
+            zone.active = self.scenario.topology.regions[zone.region].role == "active"
 
     def _rolling_deploy(self, action: RollingDeploy, begin: bool) -> None:
         if begin:
             self.env.process(self._roll(action))
 
     def _roll(self, action: RollingDeploy) -> Iterator[simpy.Event]:
+        # Surge first, as a Deployment with maxSurge does: a batch's new pods start, and only
+        # when they are ready are the old ones drained, so capacity never drops below normal.
         zones = [z for (s, z) in self.instances if s == action.service]
-        batches = max(1, max(math.ceil(len(self.live(action.service, z)) / action.max_unavailable)
-                             for z in zones))
-        gap = action.duration / batches
         old = {z: list(self.live(action.service, z)) for z in zones}
+        batches = max(1, max(math.ceil(len(old[z]) / action.max_unavailable) for z in zones))
+        gap = action.duration / batches
         for b in range(batches):
-            for zone in zones:
-                for inst in old[zone][b * action.max_unavailable:(b + 1) * action.max_unavailable]:
+            started = self.env.now
+            replaced = {z: old[z][b * action.max_unavailable:(b + 1) * action.max_unavailable]
+                        for z in zones}
+            fresh = [self.start_instance(action.service, z)
+                     for z, pods in replaced.items() for _ in pods]
+            while any(i.state == "starting" for i in fresh):
+                yield self.env.timeout(0.5)
+            for pods in replaced.values():
+                for inst in pods:
                     if inst.state in ("starting", "ready"):
                         self.stop_instance(inst, lost=False)
-                        self.start_instance(action.service, zone)
-            yield self.env.timeout(gap)
+            yield self.env.timeout(max(0.0, gap - (self.env.now - started)))
 
     # -- accounting -----------------------------------------------------------------------------
     def hourly_cost(self, on_demand: bool = False) -> float:

@@ -239,3 +239,79 @@ def test_flow_builds_and_drains_an_overload_backlog_like_request(tmp_path):
         assert p95["flow"][t] == pytest.approx(p95["request"][t], rel=0.15), t
     # Drained ~15 s after the overload (7.5 s of work at a net 0.5 s per second), in both.
     assert p95["request"][120] < 100 and p95["flow"][120] < 100
+
+
+def _ci_smoke_with(chaos: list[dict], budgets: dict | None = None):
+    from scenarios import find_scenario
+    from scenarios.model import Scenario
+
+    data = load_scenario(find_scenario("ci-smoke")).to_yaml_data()
+    data["chaos"], data["budgets"] = chaos, budgets or {}
+    return Scenario.model_validate(data)
+
+
+def test_chaos_runs_are_deterministic_per_request(tmp_path):
+    # A zone dying kills in-flight jobs: the order they fail in must not depend on memory.
+    scenario = load_scenario(FIXTURES / "zone-loss.yaml")
+    runs = [simulate(scenario, fidelity="request", out=tmp_path / str(i)) for i in range(2)]
+    a, b = (pd.read_parquet(r.path / "requests.parquet") for r in runs)
+    pd.testing.assert_frame_equal(a, b)
+    assert (a["error"] == "zone_lost").any() or (a["latency_ms"] > 2000).any()
+
+
+@pytest.mark.parametrize("fidelity", ["request", "flow"])
+def test_region_failover_and_failback_leave_no_gap(tmp_path, fidelity):
+    scenario = _ci_smoke_with(
+        [{"id": "evacuate", "at": 200, "duration": 200, "action": "region_failover",
+          "from": "eu-west", "to": "eu-central"}], {"dr": {"rto_s": 60, "lost_bets": 0}})
+    result = simulate(scenario, fidelity=fidelity, out=tmp_path / fidelity)
+    timeline = Run(result.path).timeline().set_index("t")
+    # Failing back: the standby keeps serving until eu-west is ready again, so nothing fails.
+    assert timeline.loc[400:420, "errors"].sum() == 0
+    rto = next(r for r in result.verdict.results if r.budget.startswith("rto"))
+    failover = scenario.topology.databases["main"].failover_s
+    assert failover <= rto.measured <= failover + 3  # writes wait for the promoted standby
+    assert timeline.loc[250, "instances.odds.eu-central-a"] >= 1
+
+
+@pytest.mark.parametrize("fidelity", ["request", "flow"])
+def test_rolling_deploy_surges_and_drops_nothing(tmp_path, fidelity):
+    scenario = _ci_smoke_with([{"id": "release", "at": 200, "duration": 60,
+                                "action": "rolling_deploy", "service": "kyc"}])
+    result = simulate(scenario, fidelity=fidelity, out=tmp_path / fidelity)
+    assert Run(result.path).meta["failed"] == 0
+    timeline = Run(result.path).timeline().set_index("t")
+    ready = timeline.loc[195:265, [c for c in timeline.columns if c.startswith("ready.kyc.")]]
+    assert (ready >= 1).all().all()  # never a moment without a ready kyc pod in a zone
+    started = [e for e in Run(result.path).events() if e["kind"] == "chaos_start"]
+    assert started and started[0]["id"] == "release"
+
+
+def test_asynchronous_replication_loses_the_lag_window_at_flow_fidelity(tmp_path):
+    base = load_scenario(FIXTURES / "step-load.yaml").to_yaml_data()
+    base["topology"]["databases"]["main"].update(replication="async", replication_lag_ms=2000)
+    base["chaos"] = [{"id": "primary-lost", "at": 200, "duration": 60, "action": "db_failover",
+                      "database": "main"}]
+    base["budgets"] = {"dr": {"lost_bets": 0}}
+    from scenarios.model import Scenario
+
+    result = simulate(Scenario.model_validate(base), fidelity="flow", out=tmp_path / "run")
+    lost = next(r for r in result.verdict.results if r.budget.startswith("lost_bets"))
+    # ~900 users at 1 bet per 6 s cycle = 150 bets/s, a 2 s lag: about 300 acknowledged bets.
+    assert 200 < lost.measured < 400 and lost.verdict == "fail"
+
+
+def test_healed_partition_pods_are_not_read_as_idle(tmp_path):
+    data = load_scenario(FIXTURES / "zone-loss.yaml").to_yaml_data()
+    data["chaos"][0]["mode"] = "network"
+    data["autoscaling"]["odds"]["min"] = 1
+    from scenarios.model import Scenario
+
+    result = simulate(Scenario.model_validate(data), fidelity="request", out=tmp_path / "run")
+    downs = [e for e in _scale_events(result.path)
+             if e["zone"] == "eu-c" and e["desired"] < e["current"] and 700 <= e["t"] <= 730]
+    # Right after the partition heals its pods have no utilisation history: their metric is
+    # missing (not 0 %), so the autoscaler must not scale the zone down on it.
+    assert downs == []
+    pods = [e["pods"] for e in _scale_events(result.path) if e["zone"] == "eu-c"]
+    assert all(p["ready"] + p["unready"] + p["missing"] + p["ignored"] >= 1 for p in pods)
