@@ -7,8 +7,6 @@ by process group even if the test fails.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from e2e.processes import stop_group
 
 pytestmark = pytest.mark.e2e
 
@@ -42,16 +42,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
 @pytest.fixture
 def http_server(tmp_path: Path):
     root = tmp_path / "www"
@@ -74,7 +64,7 @@ def http_server(tmp_path: Path):
             pytest.fail("the local HTTP server did not start")
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(proc)
+        stop_group(proc)
 
 
 def test_gate_judges_a_real_locust_run(tmp_path: Path, http_server: str):
@@ -91,7 +81,7 @@ def test_gate_judges_a_real_locust_run(tmp_path: Path, http_server: str):
     try:
         output, _ = proc.communicate(timeout=90)
     finally:
-        _stop(proc)
+        stop_group(proc)
     assert Path(f"{prefix}_stats_history.csv").exists(), output
 
     budgets = tmp_path / "budgets.yaml"

@@ -6,9 +6,7 @@ every image are there and decoded. The browser is driven over the DevTools proto
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 from websockets.sync.client import connect
 
 from conftest import unavailable
+from e2e.processes import stop_group
 from reports.report import render_report
 from scenarios import load_scenario
 from simulator.run import simulate
@@ -51,13 +50,7 @@ def chromium(tmp_path: Path):
         page = next(t for t in targets if t["type"] == "page")
         yield page["webSocketDebuggerUrl"]
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_group(proc)
 
 
 class DevTools:
