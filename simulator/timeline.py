@@ -55,6 +55,9 @@ class Timeline:
                 row[f"queue.{service}.{zone}"] = queue
             for name, cache in world.caches.items():
                 row[f"cache_hit_ratio.{name}"] = round(cache.hit(now), 4)
+            in_flight = getattr(self.engine, "in_flight", None)
+            if in_flight is not None:  # per-request engine: requests in the system right now
+                row["in_flight"] = len(in_flight)
             row["chaos_active"] = ",".join(a.ref for a in chaos if a.at <= now < a.end)
             row["cost"] = round(self.cost, 4)
             row["cost_on_demand"] = round(self.cost_on_demand, 4)

@@ -20,7 +20,8 @@ T_975_19 = 2.093  # Student t, 97.5 % quantile, 19 degrees of freedom (20 batche
 
 def chain_scenario(rate: float, hops: list[tuple[str, int, dict[str, Any]]], duration: float,
                    instances: int = 1, name: str = "lab",
-                   wave: list[dict[str, Any]] | None = None) -> Scenario:
+                   wave: list[dict[str, Any]] | None = None, zones: tuple[str, ...] = ("a",),
+                   chaos: list[dict[str, Any]] | None = None) -> Scenario:
     """λ = ``rate`` requests/s through services called in a chain: ``hops`` lists each one's
     name, workers per pod and service-time distribution (ms); no network delay. ``wave`` (as
     in a scenario file) varies the rate; by default it is constant."""
@@ -38,13 +39,14 @@ def chain_scenario(rate: float, hops: list[tuple[str, int, dict[str, Any]]], dur
             "down_kbps": 1e12, "up_kbps": 1e12, "rtt_ms": 0, "source": "test: no network",
             "verified": False}}},
         "topology": {
-            "regions": {"r": {"zones": ["a"]}},
+            "regions": {"r": {"zones": list(zones)}},
             "services": {service: {"instances": instances, "concurrency": workers,
                                    "service_time_ms": dist}
                          for service, workers, dist in hops},
             "steps": {"work": {"endpoint": "GET /work", "request_bytes": 0, "response_bytes": 0,
                                "calls": [call]}},
         },
+        "chaos": chaos or [],
     })
 
 

@@ -315,3 +315,23 @@ def test_healed_partition_pods_are_not_read_as_idle(tmp_path):
     assert downs == []
     pods = [e["pods"] for e in _scale_events(result.path) if e["zone"] == "eu-c"]
     assert all(p["ready"] + p["unready"] + p["missing"] + p["ignored"] >= 1 for p in pods)
+
+
+def test_littles_law_through_a_zone_loss(tmp_path):
+    # L = λW over a day with chaos: requests in the system (counted by the engine every second)
+    # against arrivals × mean time in the system (from the requests, retries and timeouts
+    # included). No network delay, so a request's latency is all time in the system.
+    from simlab import chain_scenario
+
+    scenario = chain_scenario(
+        600.0, [("s", 4, {"dist": "exponential", "mean": 4.0})], 600.0, zones=("a", "b", "c"),
+        chaos=[{"id": "lost", "at": 200, "duration": 120, "action": "zone_outage",
+                "zone": "r-b"}])
+    result = simulate(scenario, fidelity="request", out=tmp_path / "run")
+    timeline = Run(result.path).timeline()
+    t, latency, _high, _w = latencies(result.path)
+    assert (latency > 2000).sum() > 100  # the loss cost attempt timeouts and retries
+    inside = (t >= 20) & (t < 580)
+    little = inside.sum() / 560 * latency[inside].mean() / 1000
+    measured = timeline[(timeline["t"] > 20) & (timeline["t"] <= 580)]["in_flight"].mean()
+    assert measured == pytest.approx(little, rel=0.05)
