@@ -51,6 +51,7 @@ class Zone:
     powered: bool = True
     reachable: bool = True
     lost_at: float | None = None
+    faults: int = 0  # chaos actions holding the zone down now (they may overlap)
 
     @property
     def up(self) -> bool:
@@ -295,7 +296,9 @@ class World:
                 "rolling_deploy": self._rolling_deploy}
 
     def _lose_zone(self, zone: Zone, power: bool) -> None:
-        zone.lost_at = self.env.now
+        zone.faults += 1
+        if zone.lost_at is None:
+            zone.lost_at = self.env.now
         self._reroute()
         # The edge ejects the zone when it notices the loss: routing changes again then.
         self.env.timeout(policy.ZONE_DETECTION_S).callbacks.append(self._reroute)
@@ -320,6 +323,9 @@ class World:
             inst.state = "unreachable"  # still running (and billed); back when the partition heals
 
     def _restore_zone(self, zone: Zone) -> None:
+        zone.faults = max(0, zone.faults - 1)
+        if zone.faults:
+            return  # another chaos action still holds the zone down
         self._reroute()
         zone.powered = zone.reachable = True
         zone.lost_at = None
@@ -395,7 +401,11 @@ class World:
     def _fail_back(self, source: list[Zone], target: list[Zone]) -> Iterator[simpy.Event]:
         # The standby region keeps serving until the source region's zones pass their health
         # checks again: failing back must not leave a moment with nowhere to go.
-        while not all(self._serving(z.name) for z in source):
+        def back() -> list[Zone]:
+            return [z for z in source if z.up]
+
+        # (A source zone still down for another reason is not waited for.)
+        while not back() or not all(self._serving(z.name) for z in back()):
             yield self.env.timeout(1.0)
         self._reroute()
         for zone in target:

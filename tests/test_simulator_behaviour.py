@@ -335,3 +335,16 @@ def test_littles_law_through_a_zone_loss(tmp_path):
     little = inside.sum() / 560 * latency[inside].mean() / 1000
     measured = timeline[(timeline["t"] > 20) & (timeline["t"] <= 580)]["in_flight"].mean()
     assert measured == pytest.approx(little, rel=0.05)
+
+
+def test_overlapping_chaos_keeps_a_zone_down_until_its_last_fault_ends(tmp_path):
+    scenario = _ci_smoke_with([
+        {"id": "b-dies", "at": 150, "duration": 250, "action": "zone_outage", "zone": "eu-west-b"},
+        {"id": "evacuate", "at": 200, "duration": 100, "action": "region_failover",
+         "from": "eu-west", "to": "eu-central"}])
+    result = simulate(scenario, fidelity="flow", out=tmp_path / "run")
+    timeline = Run(result.path).timeline().set_index("t")
+    assert timeline.loc[310:399, "ready.odds.eu-west-b"].max() == 0  # its own outage lasts to 400
+    assert timeline.loc[320, "ready.odds.eu-west-a"] >= 1  # the rest of eu-west is back
+    assert timeline.loc[430, "ready.odds.eu-west-b"] >= 1
+    assert timeline.loc[305:399, "errors"].sum() == 0  # fail-back did not wait for eu-west-b
