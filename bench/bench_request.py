@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import simpy
@@ -79,7 +79,7 @@ def run_engine(scenario: Scenario) -> tuple[int, float, float]:
     env.run(until=scenario.duration + 1e-9)
     wall = time.perf_counter() - start
     engine.time_out_stragglers()
-    latency = engine.latencies_ms()
+    latency = engine.finished_latencies_ms()
     return engine.conservation()["arrived"], wall, float(latency.mean())
 
 

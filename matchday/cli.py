@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import numpy as np
 import typer
@@ -28,7 +28,7 @@ app = typer.Typer(
 BAD_INPUT = 2
 
 
-def _fail_input(message: str) -> None:
+def _fail_input(message: str) -> NoReturn:
     typer.echo(message, err=True)
     raise typer.Exit(BAD_INPUT)
 
@@ -40,7 +40,6 @@ def _load(name_or_path: str) -> Scenario:
         _fail_input(str(exc))
     except InputError as exc:
         _fail_input(str(exc))
-    raise AssertionError("unreachable")
 
 
 @app.command()

@@ -28,6 +28,15 @@ HISTOGRAM_COLUMNS = {
 }
 
 
+def _step_rows(by_step: dict[str, pd.DataFrame], step: str, link: str | None,
+               columns: dict[str, str]) -> pd.DataFrame:
+    """A step's rows (over one link, if given); an empty table of ``columns`` if it has none."""
+    rows = by_step.get(step)
+    if rows is None:
+        return pd.DataFrame({c: pd.Series(dtype=d) for c, d in columns.items()})
+    return rows if link is None else rows[rows["link"] == link]
+
+
 class ExactSelection:
     """Exact latencies of a set of requests (sorted once, for repeated quantiles)."""
 
@@ -75,10 +84,7 @@ class ExactRequests:
         return list(self._by_step)
 
     def _rows(self, step: str, link: str | None) -> pd.DataFrame:
-        rows = self._by_step.get(step)
-        if rows is None:
-            return pd.DataFrame({c: pd.Series(dtype=d) for c, d in EXACT_COLUMNS.items()})
-        return rows if link is None else rows[rows["link"] == link]
+        return _step_rows(self._by_step, step, link, EXACT_COLUMNS)
 
     def select(self, step: str, spans: Spans = None, link: str | None = None) -> ExactSelection:
         rows = self._rows(step, link)
@@ -155,10 +161,7 @@ class HistogramRequests:
         return sorted(self._by_step)
 
     def _rows(self, step: str, link: str | None) -> pd.DataFrame:
-        rows = self._by_step.get(step)
-        if rows is None:
-            return pd.DataFrame({c: pd.Series(dtype=d) for c, d in HISTOGRAM_COLUMNS.items()})
-        return rows if link is None else rows[rows["link"] == link]
+        return _step_rows(self._by_step, step, link, HISTOGRAM_COLUMNS)
 
     def select(self, step: str, spans: Spans = None,
                link: str | None = None) -> HistogramSelection:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import math
 from typing import Iterator
 
 import numpy as np
@@ -56,7 +55,6 @@ class Station:
     row: int  # first row of its sampled instances in the shared free-at array
     key: tuple[str, str] = ("", "")  # (kind, name): which service-time distribution
     instances: int = 0
-    arrivals: float = 0.0  # this tick
     sojourn: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     utilisation: float = 0.0
     backlog: float = 0.0
@@ -90,18 +88,16 @@ class FlowEngine:
         width = max(s.servers for s in self.stations.values())
         self.free_at = np.zeros((row, width))
         self.usable = np.zeros(row, dtype=np.int64)
+        self._mean_of_row = np.zeros(row)
         for st in self.stations.values():
             count = 1 if st.kind == "db" else SAMPLED_INSTANCES
             self.usable[st.row:st.row + count] = st.servers
+            self._mean_of_row[st.row:st.row + count] = st.mean_s
         self.service_dists = {("service", n): s.service_time_ms for n, s in topo.services.items()}
         self.service_dists.update({("db", n): d.service_time_ms for n, d in topo.databases.items()})
         self.cache_dists = {n: c.service_time_ms for n, c in topo.caches.items()}
         self._buffers: dict[tuple[str, str], np.ndarray] = {}
         self._empty = np.zeros(0)
-        self._mean_of_row = np.zeros(row)
-        for st in self.stations.values():
-            count = 1 if st.kind == "db" else SAMPLED_INSTANCES
-            self._mean_of_row[st.row:st.row + count] = st.mean_s
         self.arrived: collections.Counter[str] = collections.Counter()
         self.completed: collections.Counter[str] = collections.Counter()
         self.failed: collections.Counter[str] = collections.Counter()
@@ -110,10 +106,8 @@ class FlowEngine:
         self._zone_index = {z: i for i, z in enumerate(self._zones)}
         self._step_index = {s: i for i, s in enumerate(self.steps)}
         self._step_table = StepTable.of([topo.steps[s] for s in self.steps])
-        plans = step_plans(scenario)
-        self._writes = [databases_of(plans[s]) if topo.steps[s].write else None
+        self._writes = [databases_of(self.plans[s]) if topo.steps[s].write else None
                         for s in self.steps]
-        self._pending_fluid: list[tuple[int, float, float]] = []
 
     # -- Engine protocol -------------------------------------------------------------------------
     def instance_ready(self, inst: Instance) -> None:
@@ -159,7 +153,6 @@ class FlowEngine:
             expected = visits.get(key, 0.0)
             n = st.instances if st.kind == "service" else 1
             st.sojourn = self._empty
-            st.arrivals = expected
             if n == 0 or expected <= 0:
                 st.utilisation = 0.0 if expected <= 0 else 1.0
                 continue

@@ -49,10 +49,6 @@ class Links:
         """Every link in ``names`` order, as it is at ``t``."""
         return LinkTable.of([self.profile(name, t) for name in self.names])
 
-    def degraded(self, t: float) -> list[str]:
-        """Links under a degradation at ``t`` (for the timeline)."""
-        return [a.link for a in self._degradations if a.at <= t < a.end]
-
 
 @dataclasses.dataclass(frozen=True)
 class LinkTable:
@@ -127,10 +123,3 @@ def latencies_ms(links: LinkTable, link: np.ndarray, steps: StepTable, step: np.
         caught = rng.random(n) < share
         out += np.where(caught, rng.random(n) * links.outage_ms[link], 0.0)
     return out
-
-
-def link_latency_ms(profile: LinkProfile, step: Step, rng: np.random.Generator,
-                    n: int) -> np.ndarray:
-    """``n`` samples of the network time (ms) ``step`` costs over ``profile``."""
-    zeros = np.zeros(n, dtype=np.int64)
-    return latencies_ms(LinkTable.of([profile]), zeros, StepTable.of([step]), zeros, rng)

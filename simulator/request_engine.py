@@ -65,9 +65,6 @@ class Server:
             self._start(self.queue.popleft())
         job.thread.resume(True, "")
 
-    def load(self) -> int:
-        return self.busy + len(self.queue)
-
     def kill(self) -> None:
         """Every queued and running job fails now (power loss, partition, primary lost)."""
         jobs = list(self.running) + list(self.queue)
@@ -449,7 +446,7 @@ class RequestEngine:
         return {"arrived": sum(self.arrived.values()), "completed": sum(self.completed.values()),
                 "failed": sum(self.failed.values()), "in_flight": len(self.in_flight)}
 
-    def latencies_ms(self, ok_only: bool = True) -> np.ndarray:
+    def finished_latencies_ms(self, ok_only: bool = True) -> np.ndarray:
         """Latencies of finished requests (the successful ones by default)."""
         return np.array([r[4] for r in self.rows if r[5] or not ok_only])
 

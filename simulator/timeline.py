@@ -37,8 +37,9 @@ class Timeline:
         while env.now < until:
             yield env.timeout(1.0)
             now = env.now
-            self.cost += world.hourly_cost() / 3600.0
-            self.cost_on_demand += world.hourly_cost(on_demand=True) / 3600.0
+            blended, on_demand = world.hourly_cost()
+            self.cost += blended / 3600.0
+            self.cost_on_demand += on_demand / 3600.0
             row: dict[str, Any] = {"t": now, "users": round(float(world.scenario.users_at(now)))}
             arrived = {s: self.engine.arrived[s] for s in steps}
             row["rps"] = sum(arrived[s] - last_arrived[s] for s in steps)

@@ -231,9 +231,6 @@ class World:
     def _serving(self, zone: str) -> bool:
         return all(self._ready_count[key] > 0 for key in self._zone_pools[zone])
 
-    def database_region(self, name: str) -> str:
-        return self.databases[name].region
-
     def record_writes(self, databases: frozenset[str], count: int, done_at: float) -> None:
         """``count`` acknowledged writes (bets, payments) to ``databases`` at ``done_at``:
         counted for the end-of-run reconciliation, and lost if a primary dies before an
@@ -437,14 +434,15 @@ class World:
             yield self.env.timeout(max(0.0, gap - (self.env.now - started)))
 
     # -- accounting -----------------------------------------------------------------------------
-    def hourly_cost(self, on_demand: bool = False) -> float:
-        """Price per hour of every pod that exists now (starting pods are billed too), at each
-        class's blend of spot and on-demand, or all on-demand."""
+    def hourly_cost(self) -> tuple[float, float]:
+        """Price per hour of every pod that exists now (starting pods are billed too): at each
+        class's blend of spot and on-demand, and all on-demand."""
         prices = self.scenario.cost.classes
         services = self.scenario.topology.services
-
-        def price(service: str) -> float:
+        blended = on_demand = 0.0
+        for (service, zone) in self.instances:
+            pods = len(self.live(service, zone))
             cls = prices[services[service].cost_class]
-            return cls.on_demand if on_demand else cls.hourly()
-
-        return sum(len(self.live(s, z)) * price(s) for (s, z) in self.instances)
+            blended += pods * cls.hourly()
+            on_demand += pods * cls.on_demand
+        return blended, on_demand

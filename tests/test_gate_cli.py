@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import requests_frame, with_budgets
+from conftest import requests_frame
 from matchday.cli import app
 
 FIXTURES = Path(__file__).parent / "fixtures"

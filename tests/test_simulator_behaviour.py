@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from reports.rundir import Run
-from scenarios import load_scenario
+from scenarios import Scenario, load_scenario
 from simlab import latencies, queue_scenario
 from simulator.run import simulate
 
@@ -167,8 +167,7 @@ def test_flow_engine_gives_the_same_run_without_the_jit(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(a, b)
 
 
-def _step_load_with(**changes) -> "Scenario":
-    from scenarios.model import Scenario
+def _step_load_with(**changes) -> Scenario:
 
     data = load_scenario(FIXTURES / "step-load.yaml").to_yaml_data()
     data.update(changes)

@@ -7,9 +7,7 @@ tolerance is max(3 × 95 % CI half-width, 2 %).
 
 from __future__ import annotations
 
-import math
 
-import numpy as np
 import pytest
 
 from simlab import batch_means, latencies, queue_scenario, share_above, within
